@@ -1,0 +1,1 @@
+"""The ``pacs`` command line: the user's client of the PACS."""

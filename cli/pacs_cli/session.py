@@ -1,0 +1,65 @@
+"""Sign-in through the Firebase Auth REST API (the Auth emulator locally) and the stored
+session, refreshed with the refresh token when the ID token is near expiry."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from pacs_cli import endpoints
+
+SESSION_FILE = Path(os.environ.get("PACS_SESSION_FILE", Path.home() / ".config" / "pacs" / "session.json"))
+
+
+class AuthFailed(Exception):
+    pass
+
+
+def _save(data: dict[str, Any]) -> None:
+    SESSION_FILE.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = SESSION_FILE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.chmod(0o600)
+    tmp.replace(SESSION_FILE)
+
+
+def sign_in(endpoint: str, email: str, password: str) -> dict[str, Any]:
+    """Sign up or sign in; keep the session for the next commands."""
+    base = endpoints.identity_toolkit()
+    resp = requests.post(f"{base}/v1/{endpoint}", params={"key": endpoints.api_key()},
+                         json={"email": email, "password": password, "returnSecureToken": True},
+                         timeout=30)
+    if resp.status_code != 200:
+        message = resp.json().get("error", {}).get("message", resp.text) if resp.content else ""
+        raise AuthFailed(f"sign-in failed: {message}")
+    body = resp.json()
+    data = {"uid": body["localId"], "email": body.get("email", email),
+            "id_token": body["idToken"], "refresh_token": body["refreshToken"],
+            "expires_at": time.time() + int(body.get("expiresIn", 3600))}
+    _save(data)
+    return data
+
+
+def id_token() -> str:
+    """A valid ID token of the stored session, refreshed when near expiry."""
+    try:
+        data = json.loads(SESSION_FILE.read_text())
+    except (OSError, ValueError) as err:
+        raise AuthFailed("not signed in: run 'pacs login' first") from err
+    if data["expires_at"] - time.time() < 120:
+        resp = requests.post(f"{endpoints.secure_token()}/v1/token",
+                             params={"key": endpoints.api_key()},
+                             data={"grant_type": "refresh_token",
+                                   "refresh_token": data["refresh_token"]}, timeout=30)
+        if resp.status_code != 200:
+            raise AuthFailed("session expired: run 'pacs login' again")
+        body = resp.json()
+        data.update(id_token=body["id_token"], refresh_token=body["refresh_token"],
+                    expires_at=time.time() + int(body.get("expires_in", 3600)))
+        _save(data)
+    return data["id_token"]

@@ -1,0 +1,12 @@
+"""HTTP entry point `studies`."""
+
+import functions_framework
+from pacs import guard, http
+
+guard.assert_safe_environment()
+
+
+@functions_framework.http
+def studies(request):
+    """Not implemented until its issue lands (answers 501)."""
+    return http.not_implemented("studies")

@@ -1,0 +1,179 @@
+"""The event router: what Eventarc does, on the emulators.
+
+It pulls the storage notifications fake-gcs-server publishes and the messages of every
+function topic, turns each into the CloudEvent Eventarc sends, and POSTs it to every
+function triggered on that bucket or topic. Delivery is at least once: a non-2xx answer
+is retried with exponential backoff, and when retries run out the message is nacked so
+Pub/Sub redelivers it. ``deliveries`` > 1 sends each event that many times concurrently,
+so idempotency can be tested.
+
+Run as ``python -m localcloud.router '<StackConfig JSON>'``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from localcloud import cloudevents, config
+
+MAX_ATTEMPTS = 8
+BASE_BACKOFF = 0.25
+MAX_BACKOFF = 8.0
+
+
+def log(severity: str, message: str, **fields: Any) -> None:
+    print(json.dumps({"severity": severity, "message": message, "component": "router", **fields}),
+          flush=True)
+
+
+class Router:
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.project = cfg["project"]
+        self.deliveries = int(cfg.get("deliveries", 1))
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in cfg["function_ports"].items()}
+        roles = {name: role for role, name in cfg["buckets"].items()}
+        self.bucket_targets: dict[str, list[tuple[str, str]]] = {}
+        self.topic_targets: dict[str, list[tuple[str, str]]] = {}
+        for fn in config.function_table():
+            trigger = fn["trigger"]
+            if trigger["type"] == "storage":
+                bucket = cfg["buckets"][trigger["bucket"]]
+                self.bucket_targets.setdefault(bucket, []).append((fn["name"], urls[fn["name"]]))
+            elif trigger["type"] == "pubsub":
+                self.topic_targets.setdefault(trigger["topic"], []).append((fn["name"], urls[fn["name"]]))
+        self.roles = roles
+        self.stats = {"delivered": 0, "retried": 0, "failed": 0, "ignored": 0}
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=64)
+
+    def count(self, key: str) -> None:
+        with self.lock:
+            self.stats[key] += 1
+
+    def post(self, function: str, url: str, headers: dict[str, str], body: bytes) -> bool:
+        """Deliver once, retrying non-2xx with backoff; True when a 2xx came back."""
+        for attempt in range(MAX_ATTEMPTS):
+            status = 0
+            try:
+                req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=600) as resp:
+                    status = resp.status
+            except urllib.error.HTTPError as err:
+                status = err.code
+            except OSError:
+                status = 0
+            if 200 <= status < 300:
+                self.count("delivered")
+                log("DEBUG", "delivered", function=function, ce_id=headers["ce-id"],
+                    ce_type=headers["ce-type"], ce_subject=headers.get("ce-subject"),
+                    attempt=attempt + 1)
+                return True
+            self.count("retried")
+            log("WARNING", "delivery failed, retrying", function=function, status=status,
+                ce_id=headers["ce-id"], attempt=attempt + 1)
+            time.sleep(min(MAX_BACKOFF, BASE_BACKOFF * 2**attempt))
+        self.count("failed")
+        log("ERROR", "delivery failed, leaving to Pub/Sub redelivery", function=function,
+            ce_id=headers["ce-id"])
+        return False
+
+    def fan_out(self, targets: list[tuple[str, str]], headers: dict[str, str], body: bytes) -> bool:
+        jobs = [self.pool.submit(self.post, name, url, headers, body)
+                for name, url in targets for _ in range(self.deliveries)]
+        return all(job.result() for job in jobs)
+
+    def on_storage_message(self, message) -> None:
+        event = cloudevents.storage_event(message.message_id, dict(message.attributes),
+                                          message.data, message.publish_time)
+        if event is None or event[2] not in self.bucket_targets:
+            message.ack()  # another project's bucket, or an event type we do not route
+            return
+        headers, body, bucket = event
+        if self.fan_out(self.bucket_targets[bucket], headers, body):
+            message.ack()
+        else:
+            message.nack()
+
+    def topic_callback(self, topic: str, subscription: str):
+        def callback(message) -> None:
+            headers, body = cloudevents.pubsub_event(
+                self.project, topic, subscription, message.message_id, message.data,
+                dict(message.attributes), message.publish_time)
+            if self.fan_out(self.topic_targets[topic], headers, body):
+                message.ack()
+            else:
+                message.nack()
+        return callback
+
+
+def subscribe(router: Router) -> list:
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+    from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
+
+    subscriber = pubsub_v1.SubscriberClient()
+    publisher = pubsub_v1.PublisherClient()
+    futures = []
+    flow = pubsub_v1.types.FlowControl(max_messages=64)
+    events_topic = __import__("os").environ["PACS_GCS_EVENTS_TOPIC"]
+    plan = [(events_topic, f"router-{router.project}-gcs", router.on_storage_message)]
+    for topic in router.topic_targets:
+        topic_path = publisher.topic_path(router.project, topic)
+        try:
+            publisher.create_topic(name=topic_path)
+        except AlreadyExists:
+            pass
+        name = f"router-{topic}"
+        plan.append((topic_path, name, router.topic_callback(topic, name)))
+    for topic_path, name, callback in plan:
+        sub_path = subscriber.subscription_path(router.project, name)
+        try:
+            subscriber.create_subscription(name=sub_path, topic=topic_path, ack_deadline_seconds=60)
+        except AlreadyExists:
+            pass
+        futures.append(subscriber.subscribe(
+            sub_path, callback, flow_control=flow,
+            scheduler=ThreadScheduler(ThreadPoolExecutor(max_workers=32))))
+    return futures
+
+
+def serve(router: Router, port: int) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server API
+            body = json.dumps({"ready": True, "deliveries": router.deliveries, **router.stats})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def do_POST(self):  # noqa: N802 - the test switch: {"deliveries": 2}
+            length = int(self.headers.get("Content-Length") or 0)
+            settings = json.loads(self.rfile.read(length) or b"{}")
+            router.deliveries = max(1, int(settings.get("deliveries", router.deliveries)))
+            self.do_GET()
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def main(argv: list[str]) -> None:
+    cfg = json.loads(argv[1])
+    router = Router(cfg)
+    subscribe(router)
+    log("INFO", "router ready", project=router.project, buckets=list(router.bucket_targets),
+        topics=list(router.topic_targets), deliveries=router.deliveries)
+    serve(router, int(cfg["router_port"]))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
