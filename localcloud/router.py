@@ -13,6 +13,7 @@ Run as ``python -m localcloud.router '<StackConfig JSON>'``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from localcloud import cloudevents, config
+from localcloud.cloudevents import PUBSUB_TYPE
 
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = 0.25
@@ -35,21 +37,25 @@ def log(severity: str, message: str, **fields: Any) -> None:
 
 
 class Router:
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: dict[str, Any], max_attempts: int = MAX_ATTEMPTS,
+                 base_backoff: float = BASE_BACKOFF) -> None:
+        self.max_attempts = max_attempts
+        self.base_backoff = base_backoff
         self.project = cfg["project"]
         self.deliveries = int(cfg.get("deliveries", 1))
         urls = {name: f"http://127.0.0.1:{port}" for name, port in cfg["function_ports"].items()}
-        roles = {name: role for role, name in cfg["buckets"].items()}
-        self.bucket_targets: dict[str, list[tuple[str, str]]] = {}
-        self.topic_targets: dict[str, list[tuple[str, str]]] = {}
+        self.bucket_targets: dict[str, list[tuple[str, str, str]]] = {}
+        self.topic_targets: dict[str, list[tuple[str, str, str]]] = {}
         for fn in config.function_table():
             trigger = fn["trigger"]
             if trigger["type"] == "storage":
                 bucket = cfg["buckets"][trigger["bucket"]]
-                self.bucket_targets.setdefault(bucket, []).append((fn["name"], urls[fn["name"]]))
+                event_type = f"google.cloud.storage.object.v1.{trigger['event']}"
+                self.bucket_targets.setdefault(bucket, []).append(
+                    (fn["name"], urls[fn["name"]], event_type))
             elif trigger["type"] == "pubsub":
-                self.topic_targets.setdefault(trigger["topic"], []).append((fn["name"], urls[fn["name"]]))
-        self.roles = roles
+                self.topic_targets.setdefault(trigger["topic"], []).append(
+                    (fn["name"], urls[fn["name"]], PUBSUB_TYPE))
         self.stats = {"delivered": 0, "retried": 0, "failed": 0, "ignored": 0}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=64)
@@ -60,7 +66,7 @@ class Router:
 
     def post(self, function: str, url: str, headers: dict[str, str], body: bytes) -> bool:
         """Deliver once, retrying non-2xx with backoff; True when a 2xx came back."""
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in range(self.max_attempts):
             status = 0
             try:
                 req = urllib.request.Request(url, data=body, headers=headers, method="POST")
@@ -79,15 +85,18 @@ class Router:
             self.count("retried")
             log("WARNING", "delivery failed, retrying", function=function, status=status,
                 ce_id=headers["ce-id"], attempt=attempt + 1)
-            time.sleep(min(MAX_BACKOFF, BASE_BACKOFF * 2**attempt))
+            time.sleep(min(MAX_BACKOFF, self.base_backoff * 2**attempt))
         self.count("failed")
         log("ERROR", "delivery failed, leaving to Pub/Sub redelivery", function=function,
             ce_id=headers["ce-id"])
         return False
 
-    def fan_out(self, targets: list[tuple[str, str]], headers: dict[str, str], body: bytes) -> bool:
+    def fan_out(self, targets: list[tuple[str, str, str]], headers: dict[str, str],
+                body: bytes) -> bool:
+        """Deliver to every target whose trigger matches the event type (Eventarc's filter)."""
         jobs = [self.pool.submit(self.post, name, url, headers, body)
-                for name, url in targets for _ in range(self.deliveries)]
+                for name, url, event_type in targets if event_type == headers["ce-type"]
+                for _ in range(self.deliveries)]
         return all(job.result() for job in jobs)
 
     def on_storage_message(self, message) -> None:
@@ -123,7 +132,7 @@ def subscribe(router: Router) -> list:
     publisher = pubsub_v1.PublisherClient()
     futures = []
     flow = pubsub_v1.types.FlowControl(max_messages=64)
-    events_topic = __import__("os").environ["PACS_GCS_EVENTS_TOPIC"]
+    events_topic = os.environ["PACS_GCS_EVENTS_TOPIC"]
     plan = [(events_topic, f"router-{router.project}-gcs", router.on_storage_message)]
     for topic in router.topic_targets:
         topic_path = publisher.topic_path(router.project, topic)
