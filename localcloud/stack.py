@@ -93,7 +93,7 @@ def prepare(cfg: StackConfig, emulator_env: dict[str, str]) -> None:
     for name in cfg.buckets.values():
         _request("POST", f"{storage}/storage/v1/b?project={cfg.project}", {"name": name})
     pubsub = emulator_env["PUBSUB_EMULATOR_HOST"]
-    for topic in config.pubsub_topics() + ["ingest-batches"]:
+    for topic in config.pubsub_topics():
         _request("PUT", f"http://{pubsub}/v1/projects/{cfg.project}/topics/{topic}", {})
     load_rules(cfg.project, emulator_env)
 

@@ -42,3 +42,28 @@ def not_implemented(function: str) -> tuple[Any, int, dict[str, str]]:
     return json_response(
         {"error": "not_implemented", "message": f"{function} is not implemented yet"}, 501
     )
+
+
+def event_too_old(event_time: str, settings) -> bool:
+    """Eventarc retries for 24 h; past the configured max age an event is dropped (logged)."""
+    from datetime import datetime, timezone
+
+    from pacs.events import event_age_seconds
+
+    return event_age_seconds(event_time, datetime.now(timezone.utc)) > settings.event_max_age_seconds
+
+
+def run_event(function: str, call: Callable[[], Any], **ids: Any) -> Any:
+    """Run an event handler. Unexpected errors are logged by type only (their text may quote
+    file content) and re-raised without their chain, so the non-2xx answer makes Eventarc
+    retry while no exception text reaches the logs."""
+    from pacs.errors import TransientError
+
+    try:
+        return call()
+    except TransientError as err:
+        log_events.event_retry(function, err.code, **ids)
+        raise TransientError("retry later") from None
+    except Exception as err:  # noqa: BLE001 - classified and re-raised below
+        log_events.unexpected_error(function, type(err).__name__, **ids)
+        raise TransientError("unexpected error; will be retried") from None

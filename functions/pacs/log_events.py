@@ -62,3 +62,42 @@ def event_received(function: str, attributes: dict[str, Any]) -> None:
          ce_id=attributes.get("id"), ce_type=attributes.get("type"),
          ce_source=attributes.get("source"), ce_subject=attributes.get("subject"),
          ce_time=attributes.get("time"))
+
+
+def upload_refused(uid: str | None, upload_id: str | None, code: str) -> None:
+    emit("WARNING", "upload_refused", "upload refused", uid=uid, upload_id=upload_id, code=code)
+
+
+def upload_checkpoint(uid: str, upload_id: str, cursor: int) -> None:
+    emit("INFO", "upload_checkpoint", "upload continues in a new batch", uid=uid,
+         upload_id=upload_id, cursor=cursor)
+
+
+def upload_finished(uid: str, upload_id: str, status: str, counts: dict[str, int]) -> None:
+    emit("INFO", "upload_finished", "upload processed", uid=uid, upload_id=upload_id,
+         status=status, counts=counts)
+
+
+def instance_stored(uid: str, upload_id: str, member: int, status: str, instance_hash: str) -> None:
+    emit("DEBUG", "instance_stored", "instance written", uid=uid, upload_id=upload_id,
+         member=member, status=status, instance=instance_hash)
+
+
+def instance_indexed(uid: str, instance_hash: str, outcome: str) -> None:
+    emit("DEBUG", "instance_indexed", "instance indexed", uid=uid, instance=instance_hash,
+         outcome=outcome)
+
+
+def series_settled(uid: str, series_hash: str, instances: int, preview: str) -> None:
+    emit("INFO", "series_settled", "series counts and preview updated", uid=uid,
+         series=series_hash, instances=instances, preview=preview)
+
+
+def event_expired(function: str, event_id: str) -> None:
+    emit("ERROR", "event_expired", "event older than the maximum age dropped", function=function,
+         ce_id=event_id)
+
+
+def event_retry(function: str, code: str, **ids: Any) -> None:
+    emit("INFO", "event_retry", "event not done yet; asking for redelivery", function=function,
+         code=code, **ids)

@@ -1,0 +1,53 @@
+"""Keyed hashes of identifiers, and the object names built from them.
+
+Document ids and object names never hold PHI: DICOM UIDs can encode dates, device serials
+or patient numbers, so they appear only as HMAC-SHA256 digests keyed with a secret.
+Keying by (uid, UID) also separates users: two users uploading the same study get
+different documents and objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+def keyed_hash(key: bytes, *parts: str) -> str:
+    """HMAC-SHA256 of the parts (NUL-separated), as 32 hex characters."""
+    message = "\x00".join(parts).encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def study_key(key: bytes, uid: str, study_uid: str) -> str:
+    return keyed_hash(key, "study", uid, study_uid)
+
+
+def series_key(key: bytes, uid: str, series_uid: str) -> str:
+    return keyed_hash(key, "series", uid, series_uid)
+
+
+def instance_key(key: bytes, uid: str, sop_uid: str) -> str:
+    return keyed_hash(key, "instance", uid, sop_uid)
+
+
+def log_id(key: bytes, value: str) -> str:
+    """A short pseudonymous id for log lines (hashed UIDs, never the UIDs)."""
+    return keyed_hash(key, "log", value)[:16]
+
+
+def instance_object(uid: str, study: str, instance: str) -> str:
+    """Canonical instance object: grouped by owner and study, so a study is one prefix."""
+    return f"{uid}/{study}/{instance}.dcm"
+
+
+def preview_object(uid: str, study: str, series: str) -> str:
+    return f"previews/{uid}/{study}/{series}.png"
+
+
+def upload_object(uid: str, upload_id: str) -> str:
+    return f"{uid}/{upload_id}"
+
+
+def erasure_marker(key: bytes, uid: str) -> str:
+    """Document id of a user's erasure marker (pseudonymous: no uid stored)."""
+    return keyed_hash(key, "erasure", uid)

@@ -1,0 +1,116 @@
+"""``on_instance_finalized``'s domain logic: read a canonical instance's header and write
+its instance document, creating the series and study documents the first time.
+
+Hot documents: a 3,000-slice series would write its study and series documents 3,000 times
+if every instance updated counts there, past Firestore's sustained ~1 write/s per document.
+So each instance writes only its own document; study and series documents are created once
+(``create`` fails harmlessly when they exist), and their counts, modalities and sizes are
+recomputed from the instance documents by the settle step, once per upload and series.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from pacs import dicom_header, ids, log_events, search_keys
+from pacs.clients import Clients
+from pacs.events import StorageObjectEvent
+
+STUDY_FIELDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
+                "StudyDate", "StudyTime", "AccessionNumber", "StudyID", "StudyDescription",
+                "ReferringPhysicianName", "ModalitiesInStudy")
+SERIES_FIELDS = ("SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
+                 "BodyPartExamined")
+INSTANCE_FIELDS = ("SOPInstanceUID", "SOPClassUID", "InstanceNumber", "Rows", "Columns",
+                   "NumberOfFrames", "TransferSyntaxUID", "ImagePositionPatient",
+                   "ImageOrientationPatient", "SliceLocation")
+
+
+def parse_instance_object(name: str) -> tuple[str, str, str] | None:
+    parts = name.split("/")
+    if len(parts) != 3 or not parts[2].endswith(".dcm"):
+        return None
+    return parts[0], parts[1], parts[2][:-4]
+
+
+def study_ref(firestore: Any, study: str) -> Any:
+    return firestore.collection("studies").document(study)
+
+
+def series_ref(firestore: Any, study: str, series: str) -> Any:
+    return study_ref(firestore, study).collection("series").document(series)
+
+
+def instance_ref(firestore: Any, study: str, series: str, instance: str) -> Any:
+    return series_ref(firestore, study, series).collection("instances").document(instance)
+
+
+def erasure_pending(firestore: Any, key: bytes, uid: str) -> bool:
+    """An erasure marker stops ingest for a user whose data is being (or was) erased. Its id
+    is a keyed hash, so the marker itself does not hold the uid."""
+    return firestore.collection("erasures").document(ids.erasure_marker(key, uid)).get().exists
+
+
+def index_instance(clients: Clients, event: StorageObjectEvent,
+                   now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> str:
+    """Index one canonical instance object (idempotent)."""
+    from google.api_core.exceptions import AlreadyExists, NotFound
+
+    settings = clients.settings
+    if event.bucket != settings.instances_bucket:
+        return "ignored"
+    parsed = parse_instance_object(event.name)
+    if parsed is None:
+        return "ignored"
+    uid, study, instance = parsed
+    bucket = clients.storage.bucket(settings.instances_bucket)
+    if erasure_pending(clients.firestore, settings.hash_key, uid):
+        try:
+            bucket.blob(event.name).delete()
+        except NotFound:
+            pass
+        return "erased"
+    blob = bucket.get_blob(event.name)
+    if blob is None or str(blob.generation) != str(event.generation):
+        return "gone"  # deleted or replaced since: the newer event indexes it
+    meta = blob.metadata or {}
+    with blob.open("rb", chunk_size=1024**2) as reader:
+        try:
+            header = dicom_header.read_header(reader, blob.size,
+                                              max_header_bytes=settings.header_max_bytes,
+                                              inflate_max_bytes=settings.inflate_max_bytes)
+        except dicom_header.HeaderRejected as err:
+            log_events.instance_indexed(uid, instance[:16], f"unreadable:{err.code}")
+            return "unreadable"
+    fields = header.fields
+    if ids.instance_key(settings.hash_key, uid, fields["SOPInstanceUID"]) != instance:
+        log_events.instance_indexed(uid, instance[:16], "name_mismatch")
+        return "mismatch"
+    series = ids.series_key(settings.hash_key, uid, fields["SeriesInstanceUID"])
+    current = now()
+    fs = clients.firestore
+    instance_doc = {k: fields.get(k) for k in INSTANCE_FIELDS}
+    instance_doc.update(owner=uid, study_key=study, series_key=series, object=event.name,
+                        generation=str(blob.generation), size=int(blob.size),
+                        sha256=meta.get("sha256"), crc32c=blob.crc32c,
+                        upload_id=meta.get("upload_id"), is_image=bool(header.is_image),
+                        indexed_at=current)
+    instance_ref(fs, study, series, instance).set(instance_doc)
+    series_doc = {k: fields.get(k) for k in SERIES_FIELDS}
+    series_doc.update(owner=uid, study_key=study, created_at=current, instance_count=0,
+                      preview={"status": "pending"})
+    try:
+        series_ref(fs, study, series).create(series_doc)
+    except AlreadyExists:
+        pass
+    study_doc = {k: fields.get(k) for k in STUDY_FIELDS}
+    study_doc.update(owner=uid, created_at=current, updated_at=current, series_count=0,
+                     instance_count=0, total_bytes=0, modalities=[],
+                     search=search_keys.study_search_keys(fields))
+    try:
+        study_ref(fs, study).create(study_doc)
+    except AlreadyExists:
+        pass
+    log_events.instance_indexed(uid, instance[:16], "indexed")
+    return "indexed"

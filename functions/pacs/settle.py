@@ -1,0 +1,150 @@
+"""Settling a series after an upload: recompute counts from the instance documents, update
+the study, and build the series preview from the middle slice.
+
+It runs once per (upload, series) through a Pub/Sub message sent when the upload finishes.
+The instance documents are written asynchronously by ``on_instance_finalized``, so settle
+first checks that every instance this upload stored in the series is indexed, and raises
+:class:`~pacs.errors.TransientError` (the message is redelivered) until then.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from pacs import dicom_header, ids, indexing, log_events, preview, results
+from pacs.clients import Clients
+from pacs.errors import TransientError
+
+SETTLE_TOPIC = "series-settle"
+
+
+def request_settle_for_upload(clients: Clients, uid: str, upload_id: str) -> int:
+    """Publish one settle message per series the upload stored instances in."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    files = clients.firestore.collection("uploads").document(upload_id).collection("files")
+    expected: dict[tuple[str, str], int] = {}
+    query = files.where(filter=FieldFilter("status", "==", results.STORED)).select(
+        ["study_key", "series_key"])
+    for snap in query.stream():
+        doc = snap.to_dict()
+        key = (doc["study_key"], doc["series_key"])
+        expected[key] = expected.get(key, 0) + 1
+    topic = clients.publisher.topic_path(clients.settings.project_id, SETTLE_TOPIC)
+    futures = [clients.publisher.publish(topic, json.dumps({
+        "uid": uid, "upload_id": upload_id, "study_key": study, "series_key": series,
+        "expected": count}).encode()) for (study, series), count in expected.items()]
+    for future in futures:
+        future.result(timeout=60)
+    return len(futures)
+
+
+def _count(query: Any) -> int:
+    return int(query.count(alias="n").get()[0][0].value)
+
+
+def settle_series(clients: Clients, payload: dict[str, Any],
+                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> str:
+    """Recompute a series' and its study's counts, then (re)build the series preview."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    fs = clients.firestore
+    uid, study, series = payload["uid"], payload["study_key"], payload["series_key"]
+    series_ref = indexing.series_ref(fs, study, series)
+    instances = series_ref.collection("instances")
+    arrived = _count(instances.where(filter=FieldFilter("upload_id", "==", payload["upload_id"])))
+    if arrived < int(payload.get("expected", 0)):
+        raise TransientError(f"{arrived} of {payload['expected']} instances indexed so far")
+    series_snap = series_ref.get()
+    if not series_snap.exists:
+        return "gone"
+    computed_at = now()
+    docs = []
+    for snap in instances.select(["ImagePositionPatient", "ImageOrientationPatient",
+                                  "SliceLocation", "InstanceNumber", "is_image", "object", "size",
+                                  "generation"]).stream():
+        docs.append({**snap.to_dict(), "key": snap.id})
+    series_update = {"instance_count": len(docs), "total_bytes": sum(d.get("size", 0) for d in docs),
+                     "counts_at": computed_at}
+    _guarded_update(fs, series_ref, series_update, computed_at)
+    _settle_study(fs, study, computed_at)
+    preview_status = _build_preview(clients, uid, study, series, series_snap.to_dict(), docs, now)
+    log_events.series_settled(uid, series[:16], len(docs), preview_status)
+    return "settled"
+
+
+def _guarded_update(fs: Any, ref: Any, update: dict[str, Any], computed_at: datetime) -> None:
+    """Write counts unless a computation that started later already wrote (a slower,
+    older computation must not overwrite a newer one)."""
+    from google.cloud import firestore
+
+    @firestore.transactional
+    def apply(transaction):
+        snap = ref.get(transaction=transaction)
+        if not snap.exists:
+            return
+        previous = (snap.to_dict() or {}).get("counts_at")
+        if previous is None or previous <= computed_at:
+            transaction.update(ref, update)
+
+    apply(fs.transaction())
+
+
+def _settle_study(fs: Any, study: str, computed_at: datetime) -> None:
+    study_ref = indexing.study_ref(fs, study)
+    series = [s.to_dict() for s in study_ref.collection("series").select(
+        ["Modality", "instance_count", "total_bytes", "preview", "SeriesNumber"]).stream()]
+    modalities = sorted({s["Modality"] for s in series if s.get("Modality")})
+    with_preview = sorted((s for s in series if (s.get("preview") or {}).get("status") == "ready"),
+                          key=lambda s: (s.get("SeriesNumber") is None, s.get("SeriesNumber") or 0))
+    update = {
+        "series_count": len(series),
+        "instance_count": sum(s.get("instance_count", 0) for s in series),
+        "total_bytes": sum(s.get("total_bytes", 0) for s in series),
+        "modalities": modalities, "ModalitiesInStudy": modalities,
+        "search.modalities": modalities,
+        "preview": with_preview[0]["preview"] if with_preview else None,
+        "counts_at": computed_at, "updated_at": computed_at,
+    }
+    _guarded_update(fs, study_ref, update, computed_at)
+
+
+def _build_preview(clients: Clients, uid: str, study: str, series: str,
+                   series_doc: dict[str, Any], docs: list[dict[str, Any]],
+                   now: Callable[[], datetime]) -> str:
+    images = [d for d in docs if d.get("is_image")]
+    series_ref = indexing.series_ref(clients.firestore, study, series)
+    if not images:
+        series_ref.update({"preview": {"status": "none"}})
+        return "none"
+    middle = preview.middle_instance(images)
+    current = series_doc.get("preview") or {}
+    if current.get("status") == "ready" and current.get("instance_key") == middle["key"]:
+        return "unchanged"
+    settings = clients.settings
+    blob = clients.storage.bucket(settings.instances_bucket).get_blob(middle["object"])
+    if blob is None:
+        raise TransientError("middle instance object not found yet")
+    try:
+        # Read through a seekable reader: only the header and one frame are fetched.
+        with blob.open("rb", chunk_size=1024**2) as reader:
+            header = dicom_header.read_header(reader, blob.size,
+                                              max_header_bytes=settings.header_max_bytes,
+                                              inflate_max_bytes=settings.inflate_max_bytes)
+            reader.seek(0)
+            image = preview.render_preview(reader, header, size=256)
+    except (preview.PreviewFailed, dicom_header.HeaderRejected) as err:
+        series_ref.update({"preview": {"status": "failed", "reason": err.code,
+                                       "instance_key": middle["key"]}})
+        _settle_study(clients.firestore, study, now())
+        return "failed"
+    name = ids.preview_object(uid, study, series)
+    out = clients.storage.bucket(settings.derived_bucket).blob(name)
+    out.upload_from_string(image, content_type="image/png")
+    series_ref.update({"preview": {"status": "ready", "object": name,
+                                   "generation": str(out.generation),
+                                   "instance_key": middle["key"], "built_at": now()}})
+    _settle_study(clients.firestore, study, now())
+    return "ready"
