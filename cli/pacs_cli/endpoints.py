@@ -1,14 +1,27 @@
-"""Where the CLI sends requests: the local cloud's connection file, or, in production,
-``PACS_API_URL`` and the Firebase web API key in ``PACS_FIREBASE_API_KEY``."""
+"""Where the CLI sends requests.
+
+Locally: the local cloud's connection file (``make up`` writes it; ``PACS_LOCALCLOUD_FILE``
+names another, as tests do). In production: ``PACS_API_URL`` (the Hosting origin with its
+``/api`` rewrites) and the Firebase web API key in ``PACS_FIREBASE_API_KEY``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+from typing import Any
 
 from localcloud import state
 
 
-def _local() -> dict | None:
+def local() -> dict[str, Any] | None:
+    """The local cloud's connection settings, unless a production URL is configured."""
+    if os.environ.get("PACS_API_URL"):
+        return None
+    path = os.environ.get("PACS_LOCALCLOUD_FILE")
+    if path:
+        return json.loads(Path(path).read_text())
     return state.read()
 
 
@@ -17,24 +30,30 @@ def api_key() -> str:
 
 
 def identity_toolkit() -> str:
-    local = _local()
-    if local and not os.environ.get("PACS_API_URL"):
-        return f"http://{local['env']['FIREBASE_AUTH_EMULATOR_HOST']}/identitytoolkit.googleapis.com"
+    cfg = local()
+    if cfg:
+        return f"http://{cfg['env']['FIREBASE_AUTH_EMULATOR_HOST']}/identitytoolkit.googleapis.com"
     return "https://identitytoolkit.googleapis.com"
 
 
 def secure_token() -> str:
-    local = _local()
-    if local and not os.environ.get("PACS_API_URL"):
-        return f"http://{local['env']['FIREBASE_AUTH_EMULATOR_HOST']}/securetoken.googleapis.com"
+    cfg = local()
+    if cfg:
+        return f"http://{cfg['env']['FIREBASE_AUTH_EMULATOR_HOST']}/securetoken.googleapis.com"
     return "https://securetoken.googleapis.com"
+
+
+def emulator_project() -> str | None:
+    """The project to name in Auth emulator calls (it maps API keys to its default one)."""
+    cfg = local()
+    return cfg["project"] if cfg else None
 
 
 def function_url(name: str) -> str:
     """Base URL of an HTTP function (``create-upload``, ``studies``, ...)."""
     if os.environ.get("PACS_API_URL"):
         return os.environ["PACS_API_URL"].rstrip("/") + "/" + name
-    local = _local()
-    if not local:
+    cfg = local()
+    if not cfg:
         raise RuntimeError("the local cloud is not running and PACS_API_URL is not set")
-    return local["function_urls"][name]
+    return cfg["function_urls"][name]

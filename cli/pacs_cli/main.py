@@ -1,26 +1,32 @@
-"""``pacs``: the user's command line. ``--json`` prints one JSON document on stdout."""
+"""``pacs``: the user's command line. ``--json`` prints one JSON document on stdout and
+nothing else there; failures exit non-zero."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
-from pacs_cli import commands
+from pacs_cli.errors import CliError
+
+# Each module registers its subcommands with ``register(subparsers)``; every command's
+# handler returns (JSON-able result, human text) or raises CliError.
+COMMAND_MODULES = ("pacs_cli.cmd_account", "pacs_cli.cmd_upload")
+OPTIONAL_MODULES = ("pacs_cli.cmd_studies", "pacs_cli.cmd_links", "pacs_cli.cmd_privacy")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pacs", description="Radiology PACS command line")
     sub = parser.add_subparsers(dest="command", required=True)
-    status = sub.add_parser("status", help="each local cloud service and whether it answers")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(run=commands.status)
-    for name in ("signup", "login"):
-        p = sub.add_parser(name, help=f"{name} with email and password")
-        p.add_argument("--email", required=True)
-        p.add_argument("--password", required=True)
-        p.add_argument("--json", action="store_true")
-        p.set_defaults(run=getattr(commands, name))
+    for name in COMMAND_MODULES + OPTIONAL_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if name in OPTIONAL_MODULES and err.name == name:
+                continue
+            raise
+        module.register(sub)
     return parser
 
 
@@ -28,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result, human = args.run(args)
-    except commands.CliError as err:
+    except CliError as err:
         if getattr(args, "json", False):
-            print(json.dumps({"error": err.code, "message": str(err)}))
+            print(json.dumps({"ok": False, "error": err.code, "message": str(err)}))
         else:
             print(f"pacs: {err}", file=sys.stderr)
         return err.exit_code
@@ -38,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, default=str))
     else:
         print(human)
-    return 0 if not (isinstance(result, dict) and result.get("ok") is False) else 1
+    return 1 if isinstance(result, dict) and result.get("ok") is False else 0
 
 
 if __name__ == "__main__":

@@ -31,13 +31,25 @@ def _save(data: dict[str, Any]) -> None:
 def sign_in(endpoint: str, email: str, password: str) -> dict[str, Any]:
     """Sign up or sign in; keep the session for the next commands."""
     base = endpoints.identity_toolkit()
+    body = {"email": email, "password": password, "returnSecureToken": True}
+    headers = {}
+    project = endpoints.emulator_project()
+    if project:
+        # Emulator only: name the project explicitly (owner requests may), since the
+        # emulator maps every API key to its default project.
+        body["targetProjectId"] = project
+        headers["Authorization"] = "Bearer owner"
     resp = requests.post(f"{base}/v1/{endpoint}", params={"key": endpoints.api_key()},
-                         json={"email": email, "password": password, "returnSecureToken": True},
-                         timeout=30)
+                         json=body, headers=headers, timeout=30)
     if resp.status_code != 200:
-        message = resp.json().get("error", {}).get("message", resp.text) if resp.content else ""
+        try:
+            message = resp.json().get("error", {}).get("message", "")
+        except ValueError:
+            message = f"HTTP {resp.status_code}"
         raise AuthFailed(f"sign-in failed: {message}")
     body = resp.json()
+    if "idToken" not in body:  # an owner (emulator) sign-up creates the user only
+        return sign_in("accounts:signInWithPassword", email, password)
     data = {"uid": body["localId"], "email": body.get("email", email),
             "id_token": body["idToken"], "refresh_token": body["refreshToken"],
             "expires_at": time.time() + int(body.get("expiresIn", 3600))}

@@ -1,17 +1,23 @@
-"""The CLI's commands. Each returns (JSON-able result, human text) or raises CliError."""
+"""``pacs status``, ``pacs signup``, ``pacs login``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pacs_cli import session
+from pacs_cli.errors import CliError
 
 
-class CliError(Exception):
-    def __init__(self, message: str, code: str = "error", exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-        self.exit_code = exit_code
+def register(sub) -> None:
+    status_parser = sub.add_parser("status", help="each local cloud service and whether it answers")
+    status_parser.add_argument("--json", action="store_true")
+    status_parser.set_defaults(run=status)
+    for name, handler in (("signup", signup), ("login", login)):
+        p = sub.add_parser(name, help=f"{name} with email and password")
+        p.add_argument("--email", required=True)
+        p.add_argument("--password", required=True)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(run=handler)
 
 
 def status(args) -> tuple[dict[str, Any], str]:

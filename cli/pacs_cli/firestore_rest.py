@@ -1,0 +1,77 @@
+"""Reading Firestore as the signed-in user, through the REST API: security rules decide
+what the user sees (their own uploads, results and studies), exactly as in the web client."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import requests
+
+from pacs_cli import endpoints, session
+from pacs_cli.errors import CliError
+
+
+def _base() -> str:
+    cfg = endpoints.local()
+    if cfg:
+        host, project = f"http://{cfg['env']['FIRESTORE_EMULATOR_HOST']}", cfg["project"]
+    else:
+        host, project = "https://firestore.googleapis.com", os.environ.get("PACS_PROJECT", "")
+        if not project:
+            raise CliError("set PACS_PROJECT to the Firebase project id", code="not_configured")
+    return f"{host}/v1/projects/{project}/databases/(default)/documents"
+
+
+def decode(value: dict[str, Any]) -> Any:
+    """One Firestore REST ``Value`` to plain Python."""
+    if "mapValue" in value:
+        return {k: decode(v) for k, v in value["mapValue"].get("fields", {}).items()}
+    if "arrayValue" in value:
+        return [decode(v) for v in value["arrayValue"].get("values", [])]
+    if "integerValue" in value:
+        return int(value["integerValue"])
+    if "nullValue" in value:
+        return None
+    for key in ("stringValue", "booleanValue", "doubleValue", "timestampValue",
+                "referenceValue", "bytesValue"):
+        if key in value:
+            return value[key]
+    return None
+
+
+def _fields(doc: dict[str, Any]) -> dict[str, Any]:
+    out = {k: decode(v) for k, v in doc.get("fields", {}).items()}
+    out["id"] = doc["name"].rsplit("/", 1)[-1]
+    return out
+
+
+def _get(url: str, params: dict[str, Any] | None = None) -> requests.Response:
+    token = session.id_token()
+    return requests.get(url, params=params, timeout=30,
+                        headers={"Authorization": f"Bearer {token}"})
+
+
+def get(path: str) -> dict[str, Any] | None:
+    resp = _get(f"{_base()}/{path}")
+    if resp.status_code in (403, 404):
+        return None
+    resp.raise_for_status()
+    return _fields(resp.json())
+
+
+def list_docs(path: str, page_size: int = 300) -> Iterator[dict[str, Any]]:
+    """Every document of a collection the user may read, page by page."""
+    token = None
+    while True:
+        params = {"pageSize": page_size, **({"pageToken": token} if token else {})}
+        resp = _get(f"{_base()}/{path}", params)
+        if resp.status_code in (403, 404):
+            return
+        resp.raise_for_status()
+        body = resp.json()
+        for doc in body.get("documents", []):
+            yield _fields(doc)
+        token = body.get("nextPageToken")
+        if not token:
+            return
