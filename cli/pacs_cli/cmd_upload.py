@@ -47,11 +47,17 @@ def upload(args) -> tuple[dict[str, Any], str]:
         session.id_token()  # fail early when not signed in
     except session.AuthFailed as err:
         raise CliError(str(err), code="not_signed_in") from err
-    files = uploader.iter_upload_files(args.paths)
+    try:
+        files = uploader.iter_upload_files(args.paths)
+    except FileNotFoundError as err:
+        raise CliError(f"no such file or folder: {err.filename or err}", code="not_found") from err
+    except uploader.UploadError as err:
+        raise CliError(str(err), code=err.code) from err
     if not files:
         raise CliError("no files to upload at those paths", code="no_files")
     sent = uploader.upload_all(args.paths, start, show_progress=not args.no_progress,
-                               stream=sys.stderr)
+                               stream=sys.stderr,
+                               session_store=uploader.default_session_store())
     results = []
     for item in sent:
         entry = {"path": item["path"], "size": item["size"]}

@@ -74,6 +74,7 @@ DEFAULT_TIMEOUT = (10.0, 300.0)  # (connect, read) seconds per request
 
 _RANGE_RE = re.compile(r"^bytes=0-(\d+)$")
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+_NOT_RESUMABLE = {"partial_object", "checksum_mismatch", "bad_response", "file_changed"}
 _sleep = time.sleep  # tests replace it
 
 
@@ -104,10 +105,6 @@ def content_type_of(path: str | os.PathLike) -> str:
     return OCTET_STREAM
 
 
-def _hidden(parts: Iterable[str]) -> bool:
-    return any(part.startswith(".") for part in parts)
-
-
 def iter_upload_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """The files to upload: each file as given (ZIPs included, not unpacked); each folder
     walked recursively, sorted, skipping hidden files and folders (names starting with a
@@ -135,8 +132,7 @@ def iter_upload_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
                     if candidate.is_file():
                         found.append(candidate)
             for candidate in sorted(found, key=lambda p: p.relative_to(path).parts):
-                if not _hidden(candidate.relative_to(path).parts):
-                    add(candidate)
+                add(candidate)
         elif path.is_file():
             add(path)
         elif path.exists():
@@ -177,7 +173,7 @@ def make_start_upload(create_upload_url: str, id_token: str | Callable[[], str],
                                       code="bad_response") from err
                 return body
             if resp is not None and resp.status_code not in _RETRY_STATUS:
-                code, message = "http_%d" % resp.status_code, resp.text[:300]
+                code, message = f"http_{resp.status_code}", resp.text[:300]
                 try:
                     body = resp.json()
                     code = str(body.get("error", code))
@@ -301,10 +297,14 @@ class _Uploader:
                 self.progress(persisted - self.reported)
             self.reported = persisted
 
-    def _hash_until(self, end: int, payload: bytes = b"", start: int = -1) -> None:
-        if payload and start <= self.hashed < start + len(payload):
+    def _hash_payload(self, start: int, payload: bytes) -> None:
+        """Feed ``md5`` from a chunk about to be sent, when it extends what is hashed."""
+        if start <= self.hashed < start + len(payload):
             self.md5.update(payload[self.hashed - start:])
             self.hashed = start + len(payload)
+
+    def _hash_until(self, end: int) -> None:
+        """Feed ``md5`` from the file up to ``end`` (after a resume skipped bytes)."""
         if self.hashed < end:
             self.f.seek(self.hashed)
             while self.hashed < end:
@@ -315,12 +315,12 @@ class _Uploader:
                 self.hashed += len(block)
 
     def _status(self) -> requests.Response:
-        return self.http.put(self.url, data=b"", timeout=self.timeout,
+        return self.http.put(self.url, data=b"", timeout=self.timeout, allow_redirects=False,
                              headers={"Content-Range": f"bytes */{self.size}"})
 
     def _send(self, offset: int) -> requests.Response:
         if self.size == 0:
-            return self.http.put(self.url, data=b"", timeout=self.timeout,
+            return self.http.put(self.url, data=b"", timeout=self.timeout, allow_redirects=False,
                                  headers={"Content-Range": "bytes */0",
                                           "Content-Type": self.content_type})
         self.f.seek(offset)
@@ -328,14 +328,14 @@ class _Uploader:
         if not payload:
             raise UploadError(f"{self.path} shrank during the upload", code="file_changed")
         end = offset + len(payload) - 1
-        if payload and offset <= self.hashed:
-            self._hash_until(0, payload, offset)
+        self._hash_payload(offset, payload)
         # Content-Type on every chunk, as google-resumable-media does: real Cloud Storage
         # keeps the session's type, fake-gcs-server takes it from here.
-        return self.http.put(self.url, data=payload, timeout=self.timeout, headers={
-            "Content-Range": f"bytes {offset}-{end}/{self.size}",
-            "Content-Type": self.content_type,
-        })
+        # allow_redirects=False: 308 is Cloud Storage's "resume incomplete", not a redirect.
+        headers = {"Content-Range": f"bytes {offset}-{end}/{self.size}",
+                   "Content-Type": self.content_type}
+        return self.http.put(self.url, data=payload, timeout=self.timeout, allow_redirects=False,
+                             headers=headers)
 
     def _finished(self, resp: requests.Response) -> None:
         """Check the finalized object against the file."""
@@ -380,17 +380,20 @@ class _Uploader:
                     if persisted > self.size:
                         raise UploadError(f"server reports {persisted} bytes of {self.size}",
                                           code="bad_response")
-                    if persisted > offset or (need_status and persisted != offset):
+                    sent_chunk, need_status = not need_status, False
+                    if persisted > offset:
                         failures = 0
+                    elif sent_chunk:  # a chunk went out and nothing more was kept
+                        failures += 1
                     offset = persisted
                     self._report(persisted)
-                    need_status = False
                     if offset == self.size:
                         # All bytes are in but no 200 came: ask, which finalizes.
                         need_status = True
                         failures += 1
-                        if failures > self.retries:
-                            raise UploadError("all bytes sent but the upload never completed")
+                    if failures > self.retries:
+                        raise UploadError(f"{self.path.name}: the server keeps no more bytes "
+                                          f"(stuck at {offset} of {self.size})", code="stalled")
                     continue
                 if code in (404, 410):
                     raise _SessionGone(f"upload session answered HTTP {code}")
@@ -435,19 +438,26 @@ def upload_file(path: str | os.PathLike, start_upload: Callable[[dict], dict], *
     content_type = content_type_of(path)
 
     with open(path, "rb") as f:
-        def uploader(session_url: str, ctype: str) -> _Uploader:
-            return _Uploader(f, path, session_url, size, ctype, chunk_size, client, progress,
-                             retries, backoff, timeout)
+        def run(session_url: str, ctype: str, ask_first: bool) -> None:
+            try:
+                _Uploader(f, path, session_url, size, ctype, chunk_size, client, progress,
+                          retries, backoff, timeout).run(ask_first)
+            except _SessionGone:
+                store.drop(key)
+                raise
+            except UploadError as err:
+                if err.code in _NOT_RESUMABLE or err.code.startswith("http_"):
+                    store.drop(key)  # nothing left to resume
+                raise
+            store.drop(key)
 
         entry = store.get(key, size, mtime_ns)
         if entry is not None:
             try:
-                uploader(entry["session_url"], entry.get("content_type", content_type)).run(
-                    ask_first=True)
+                run(entry["session_url"], entry.get("content_type", content_type), True)
             except _SessionGone:
-                store.drop(key)
+                pass  # expired or cancelled: start a new one
             else:
-                store.drop(key)
                 return str(entry["upload_id"])
 
         answer = start_upload({"filename": path.name, "size": size, "content_type": content_type})
@@ -461,16 +471,10 @@ def upload_file(path: str | os.PathLike, start_upload: Callable[[dict], dict], *
             "created_at": time.time(),
         })
         try:
-            uploader(answer["session_url"], content_type).run(ask_first=False)
+            run(answer["session_url"], content_type, False)
         except _SessionGone as err:
-            store.drop(key)
             raise UploadError(f"the upload session for {path.name} is gone ({err})",
                               code="session_gone") from err
-        except UploadError as err:
-            if err.code in ("partial_object", "checksum_mismatch") or err.code.startswith("http_"):
-                store.drop(key)  # nothing left to resume
-            raise
-    store.drop(key)
     return str(answer["upload_id"])
 
 
