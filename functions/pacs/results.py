@@ -44,6 +44,8 @@ MESSAGES = {
     "corrupt_archive": "The archive is damaged and could not be read.",
     "size_mismatch": "The uploaded size differs from the size announced when the upload started.",
     "gave_up": "Processing did not finish within the allowed time.",
+    "corrupt_member": "This archive member is damaged (its data does not match its checksum).",
+    "unreadable_member": "This archive member could not be read.",
 }
 
 
