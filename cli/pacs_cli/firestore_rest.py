@@ -61,17 +61,34 @@ def get(path: str) -> dict[str, Any] | None:
 
 
 def list_docs(path: str, page_size: int = 300) -> Iterator[dict[str, Any]]:
-    """Every document of a collection the user may read, page by page."""
-    token = None
+    """Every document of the collection ``path`` that the signed-in user owns, in pages.
+
+    A list must be constrained by ``owner`` for the rules to allow it, so this runs a
+    structured query (owner == uid, ordered by name) rather than a plain collection GET.
+    """
+    parent, _, collection = path.rpartition("/")
+    url = f"{_base()}/{parent}:runQuery" if parent else f"{_base()}:runQuery"
+    uid = session.current_uid()
+    last = None
     while True:
-        params = {"pageSize": page_size, **({"pageToken": token} if token else {})}
-        resp = _get(f"{_base()}/{path}", params)
+        query: dict[str, Any] = {
+            "from": [{"collectionId": collection}],
+            "where": {"fieldFilter": {"field": {"fieldPath": "owner"}, "op": "EQUAL",
+                                      "value": {"stringValue": uid}}},
+            "orderBy": [{"field": {"fieldPath": "__name__"}, "direction": "ASCENDING"}],
+            "limit": page_size,
+        }
+        if last:
+            query["startAt"] = {"values": [{"referenceValue": last}], "before": False}
+        token = session.id_token()
+        resp = requests.post(url, json={"structuredQuery": query}, timeout=30,
+                             headers={"Authorization": f"Bearer {token}"})
         if resp.status_code in (403, 404):
             return
         resp.raise_for_status()
-        body = resp.json()
-        for doc in body.get("documents", []):
+        docs = [row["document"] for row in resp.json() if "document" in row]
+        for doc in docs:
             yield _fields(doc)
-        token = body.get("nextPageToken")
-        if not token:
+        if len(docs) < page_size:
             return
+        last = docs[-1]["name"]

@@ -75,3 +75,11 @@ def id_token() -> str:
                     expires_at=time.time() + int(body.get("expires_in", 3600)))
         _save(data)
     return data["id_token"]
+
+
+def current_uid() -> str:
+    """The uid of the stored session."""
+    try:
+        return json.loads(SESSION_FILE.read_text())["uid"]
+    except (OSError, ValueError, KeyError) as err:
+        raise AuthFailed("not signed in: run 'pacs login' first") from err

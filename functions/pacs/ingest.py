@@ -150,15 +150,14 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
     except zip_safety.ArchiveRejected as err:
         _fail_upload(clients, batch, err.code, now)
         return "done"
-    with archive:
-        for member in archive.members():
-            if member.index < batch.cursor:
-                continue
-            if clock() - started > budget:
-                _checkpoint(clients, batch, member.index, now)
-                return "continued"
-            result = _ingest_member(clients, batch, archive, member, now)
-            results.record(clients.firestore, batch.uid, batch.upload_id, result, now())
+    for member in archive.members():
+        if member.index < batch.cursor:
+            continue
+        if clock() - started > budget:
+            _checkpoint(clients, batch, member.index, now)
+            return "continued"
+        result = _ingest_member(clients, batch, archive, member, now)
+        results.record(clients.firestore, batch.uid, batch.upload_id, result, now())
     return "done"
 
 

@@ -13,7 +13,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from pacs import dicom_header, ids, indexing, log_events, preview, results
+from pacs import dicom_header, ids, indexing, log_events, results
 from pacs.clients import Clients
 from pacs.errors import TransientError
 
@@ -114,6 +114,8 @@ def _settle_study(fs: Any, study: str, computed_at: datetime) -> None:
 def _build_preview(clients: Clients, uid: str, study: str, series: str,
                    series_doc: dict[str, Any], docs: list[dict[str, Any]],
                    now: Callable[[], datetime]) -> str:
+    from pacs import preview  # pixel codecs load only where previews are built
+
     images = [d for d in docs if d.get("is_image")]
     series_ref = indexing.series_ref(clients.firestore, study, series)
     if not images:
