@@ -1,8 +1,8 @@
 """``make dev``'s main job: a demo user uploads a real study through the upload endpoint,
 waits for ingest, and sees the study summary and the per-file results.
 
-The study is pydicom's ``dicomdirtests`` set (real CT and MR series with their DICOMDIR),
-zipped here, as a clinic's CD export would be.
+The studies are two patients of pydicom's ``dicomdirtests`` set (real CT and MR series)
+with their DICOMDIR, zipped here as a clinic's CD export would be.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ def build_demo_zip(out: Path) -> Path:
     import pydicom.data
 
     root = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent / "dicomdirtests"
+    files = [root / "DICOMDIR"] + sorted(p for folder in ("77654033", "98892003")
+                                         for p in (root / folder).rglob("*") if p.is_file())
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(root).as_posix())
+        for path in files:
+            archive.write(path, path.relative_to(root).as_posix())
     return out
 
 

@@ -61,6 +61,9 @@ class StackConfig:
             "PACS_INSTANCES_BUCKET": self.buckets["instances"],
             "PACS_DERIVED_BUCKET": self.buckets["derived"],
             "PACS_HASH_KEY": f"local-only-key-{self.project}",
+            # URL-signing key of this demo project, generated on first use (never committed).
+            "PACS_SIGNING_KEY_FILE": str(config.STATE_DIR / "keys" / f"{self.project}-signer.json"),
+            "PACS_VIEWER_ORIGIN": f"http://127.0.0.1:{config.emulator_ports().hosting}",
             **self.extra_env,
         }
 
