@@ -40,8 +40,8 @@ def instance_object(uid: str, study: str, instance: str) -> str:
     return f"{uid}/{study}/{instance}.dcm"
 
 
-def preview_object(uid: str, study: str, series: str) -> str:
-    return f"previews/{uid}/{study}/{series}.png"
+def preview_object(uid: str, study: str, series: str, extension: str = "png") -> str:
+    return f"previews/{uid}/{study}/{series}.{extension}"
 
 
 def upload_object(uid: str, upload_id: str) -> str:

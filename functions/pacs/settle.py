@@ -142,10 +142,11 @@ def _build_preview(clients: Clients, uid: str, study: str, series: str,
                                        "instance_key": middle["key"]}})
         _settle_study(clients.firestore, study, now())
         return "failed"
-    name = ids.preview_object(uid, study, series)
+    media_type = preview.preview_media_type(image)
+    name = ids.preview_object(uid, study, series, media_type.split("/")[1].replace("jpeg", "jpg"))
     out = clients.storage.bucket(settings.derived_bucket).blob(name)
-    out.upload_from_string(image, content_type="image/png")
-    series_ref.update({"preview": {"status": "ready", "object": name,
+    out.upload_from_string(image, content_type=media_type)
+    series_ref.update({"preview": {"status": "ready", "object": name, "media_type": media_type,
                                    "generation": str(out.generation),
                                    "instance_key": middle["key"], "built_at": now()}})
     _settle_study(clients.firestore, study, now())
