@@ -40,6 +40,7 @@ request per thread at a time, which is how the functions run).
 from __future__ import annotations
 
 import io
+import logging
 import json
 import math
 import struct
@@ -135,6 +136,11 @@ _PARSE_ERRORS = (
     NotImplementedError, RuntimeError, AssertionError, UnicodeError,
 )
 
+
+# pydicom's warnings quote element values (names, ids): keep its logger from ever reaching
+# a handler, whatever the root logger is configured to do.
+logging.getLogger("pydicom").addHandler(logging.NullHandler())
+logging.getLogger("pydicom").propagate = False
 
 class HeaderRejected(RejectedInput):
     """The upload is not an acceptable DICOM instance; ``code`` says why (see module doc)."""
