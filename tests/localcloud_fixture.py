@@ -121,6 +121,19 @@ class LocalCloud:
                 continue
         return lines
 
+    def cli_env(self, home: Path) -> dict[str, str]:
+        """Environment for running the ``pacs`` CLI against this test stack."""
+        home.mkdir(parents=True, exist_ok=True)
+        connection = home / "localcloud.json"
+        connection.write_text(json.dumps({
+            "project": self.project, "env": self.env, "function_urls": self.urls,
+            "router_url": self.cfg.router_url()}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PACS_")}
+        env.update(PACS_LOCALCLOUD_FILE=str(connection),
+                   PACS_SESSION_FILE=str(home / "session.json"),
+                   PACS_UPLOAD_SESSIONS=str(home / "uploads.json"))
+        return env
+
     def all_log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
 
