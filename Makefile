@@ -42,6 +42,7 @@ lint: install
 	$(VENV)/bin/ruff check functions localcloud cli tests
 
 bench: install
+	test -x /usr/sbin/Orthanc || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc)
 	$(PY) -m bench
 
 lock:
