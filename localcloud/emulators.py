@@ -93,6 +93,8 @@ def start(state_dir: Path, project: str = config.DEFAULT_PROJECT) -> EmulatorLay
     storage = procs.spawn("storage", [
         str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1",
         "-port", str(ports.storage), "-external-url", f"http://127.0.0.1:{ports.storage}",
+        # Path-style object URLs (signed URLs) are served only for the public host.
+        "-public-host", f"127.0.0.1:{ports.storage}",
         "-backend", "filesystem", "-filesystem-root", str(state_dir / "gcs"),
         "-event.pubsub-project-id", project, "-event.pubsub-topic", config.GCS_EVENTS_TOPIC,
         "-event.list", "finalize,delete", "-log-level", "warn",

@@ -49,10 +49,15 @@ def emulator_project() -> str | None:
     return cfg["project"] if cfg else None
 
 
+# Where Firebase Hosting's rewrites (firebase.json) put each HTTP function.
+HOSTING_PATHS = {"create-upload": "api/uploads", "studies": "api/studies",
+                 "sign-link": "api/links", "privacy-requests": "api/privacy"}
+
+
 def function_url(name: str) -> str:
     """Base URL of an HTTP function (``create-upload``, ``studies``, ...)."""
     if os.environ.get("PACS_API_URL"):
-        return os.environ["PACS_API_URL"].rstrip("/") + "/" + name
+        return os.environ["PACS_API_URL"].rstrip("/") + "/" + HOSTING_PATHS[name]
     cfg = local()
     if not cfg:
         raise RuntimeError("the local cloud is not running and PACS_API_URL is not set")
