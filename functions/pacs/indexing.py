@@ -10,10 +10,11 @@ recomputed from the instance documents by the settle step, once per upload and s
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from pacs import dicom_header, ids, log_events, search_keys
+from pacs import ids, log_events, search_keys
 from pacs.clients import Clients
 from pacs.events import StorageObjectEvent
 
@@ -46,6 +47,25 @@ def instance_ref(firestore: Any, study: str, series: str, instance: str) -> Any:
     return series_ref(firestore, study, series).collection("instances").document(instance)
 
 
+def study_document(fields: dict[str, Any], uid: str, now: datetime) -> dict[str, Any]:
+    """A new study document: its DICOM fields, empty counts (the settle step fills them) and
+    its search keys (:mod:`pacs.search_keys`). Pure, so tests seed studies with it."""
+    doc: dict[str, Any] = {k: fields.get(k) for k in STUDY_FIELDS}
+    doc.update(owner=uid, created_at=now, updated_at=now, series_count=0, instance_count=0,
+               total_bytes=0, modalities=[], preview=None,
+               search=search_keys.study_search_keys(fields))
+    return doc
+
+
+def series_document(fields: dict[str, Any], uid: str, study: str, now: datetime
+                    ) -> dict[str, Any]:
+    """A new series document (counts and preview are filled by the settle step)."""
+    doc: dict[str, Any] = {k: fields.get(k) for k in SERIES_FIELDS}
+    doc.update(owner=uid, study_key=study, created_at=now, instance_count=0,
+               preview={"status": "pending"})
+    return doc
+
+
 def erasure_pending(firestore: Any, key: bytes, uid: str) -> bool:
     """An erasure marker stops ingest for a user whose data is being (or was) erased. Its id
     is a keyed hash, so the marker itself does not hold the uid."""
@@ -53,9 +73,11 @@ def erasure_pending(firestore: Any, key: bytes, uid: str) -> bool:
 
 
 def index_instance(clients: Clients, event: StorageObjectEvent,
-                   now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> str:
+                   now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
     """Index one canonical instance object (idempotent)."""
     from google.api_core.exceptions import AlreadyExists, NotFound
+
+    from pacs import dicom_header  # pydicom loads only where headers are read
 
     settings = clients.settings
     if event.bucket != settings.instances_bucket:
@@ -97,19 +119,12 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
                         upload_id=meta.get("upload_id"), is_image=bool(header.is_image),
                         indexed_at=current)
     instance_ref(fs, study, series, instance).set(instance_doc)
-    series_doc = {k: fields.get(k) for k in SERIES_FIELDS}
-    series_doc.update(owner=uid, study_key=study, created_at=current, instance_count=0,
-                      preview={"status": "pending"})
     try:
-        series_ref(fs, study, series).create(series_doc)
+        series_ref(fs, study, series).create(series_document(fields, uid, study, current))
     except AlreadyExists:
         pass
-    study_doc = {k: fields.get(k) for k in STUDY_FIELDS}
-    study_doc.update(owner=uid, created_at=current, updated_at=current, series_count=0,
-                     instance_count=0, total_bytes=0, modalities=[],
-                     search=search_keys.study_search_keys(fields))
     try:
-        study_ref(fs, study).create(study_doc)
+        study_ref(fs, study).create(study_document(fields, uid, current))
     except AlreadyExists:
         pass
     log_events.instance_indexed(uid, instance[:16], "indexed")

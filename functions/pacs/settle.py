@@ -10,10 +10,11 @@ first checks that every instance this upload stored in the series is indexed, an
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from pacs import dicom_header, ids, indexing, log_events, results
+from pacs import dicom_header, ids, indexing, log_events, results, search_keys
 from pacs.clients import Clients
 from pacs.errors import TransientError
 
@@ -46,12 +47,14 @@ def _count(query: Any) -> int:
 
 
 def settle_series(clients: Clients, payload: dict[str, Any],
-                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> str:
+                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
     """Recompute a series' and its study's counts, then (re)build the series preview."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     fs = clients.firestore
     uid, study, series = payload["uid"], payload["study_key"], payload["series_key"]
+    if indexing.erasure_pending(fs, clients.settings.hash_key, uid):
+        return "erased"  # the user is being (or was) erased: no counts, no preview
     series_ref = indexing.series_ref(fs, study, series)
     instances = series_ref.collection("instances")
     arrived = _count(instances.where(filter=FieldFilter("upload_id", "==", payload["upload_id"])))
@@ -99,12 +102,19 @@ def _settle_study(fs: Any, study: str, computed_at: datetime) -> None:
     modalities = sorted({s["Modality"] for s in series if s.get("Modality")})
     with_preview = sorted((s for s in series if (s.get("preview") or {}).get("status") == "ready"),
                           key=lambda s: (s.get("SeriesNumber") is None, s.get("SeriesNumber") or 0))
+    # The search terms pair modalities with name prefixes and description words, so they
+    # are recomputed with the modalities (the name and description never change).
+    current = study_ref.get(field_paths=["search"])
+    if not current.exists:
+        return
+    search = search_keys.with_modalities((current.to_dict() or {}).get("search") or {},
+                                         modalities)
     update = {
         "series_count": len(series),
         "instance_count": sum(s.get("instance_count", 0) for s in series),
         "total_bytes": sum(s.get("total_bytes", 0) for s in series),
         "modalities": modalities, "ModalitiesInStudy": modalities,
-        "search.modalities": modalities,
+        "search.modalities": search["modalities"], "search.terms": search["terms"],
         "preview": with_preview[0]["preview"] if with_preview else None,
         "counts_at": computed_at, "updated_at": computed_at,
     }

@@ -128,14 +128,6 @@ def test_firestore_rules_deny_by_default(clean_firestore):
     assert cloud.firestore_rest("unlisted/x", owner.id_token).status_code == 403
 
 
-def test_http_stub_answers_not_implemented_until_its_issue_lands(cloud):
-    import requests
-
-    resp = requests.get(cloud.urls["privacy-requests"] + "/", timeout=10)
-    assert resp.status_code == 501
-    assert resp.json()["error"] == "not_implemented"
-
-
 def test_function_refuses_to_start_deployed_with_emulator_variables(tmp_path):
     # Arrange: what a misconfigured deploy would look like
     env = {**os.environ, "K_SERVICE": "studies", "GOOGLE_CLOUD_PROJECT": "real-project",

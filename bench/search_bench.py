@@ -1,0 +1,36 @@
+"""Search latency over 10,000 studies of one user, through the ``studies`` HTTP function
+(token check with check_revoked, query, page of 50), for the same kinds of searches the
+Orthanc anchor runs with /tools/find."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+
+import requests
+
+from tests.integration.test_search import seed
+from tests.localcloud_fixture import LocalCloud
+
+QUERIES = [{"name": "a"}, {"modality": "CT"}, {"date_from": "20000101", "date_to": "20301231"},
+           {"name": "m", "modality": "MR"}, {}]
+
+
+def run(cloud: LocalCloud, studies: int = 10_000, rounds: int = 20) -> dict:
+    user = cloud.create_user()
+    rng = random.Random(7)
+    for start in range(0, studies, 1000):
+        seed(cloud, user, 90 + start // 1000, min(1000, studies - start), rng)
+    url = cloud.urls["studies"] + "/"
+    session = requests.Session()
+    times = []
+    for _ in range(rounds):
+        for query in QUERIES:
+            started = time.perf_counter()
+            resp = session.get(url, params={**query, "limit": 50}, headers=user.headers(), timeout=60)
+            times.append((time.perf_counter() - started) * 1000)
+            resp.raise_for_status()
+    times.sort()
+    return {"studies": studies, "p50_ms": statistics.median(times),
+            "p95_ms": times[int(len(times) * 0.95) - 1]}
