@@ -118,7 +118,6 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
                         sha256=meta.get("sha256"), crc32c=blob.crc32c,
                         upload_id=meta.get("upload_id"), is_image=bool(header.is_image),
                         indexed_at=current)
-    instance_ref(fs, study, series, instance).set(instance_doc)
     try:
         series_ref(fs, study, series).create(series_document(fields, uid, study, current))
     except AlreadyExists:
@@ -127,5 +126,8 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
         study_ref(fs, study).create(study_document(fields, uid, current))
     except AlreadyExists:
         pass
+    # The instance last: settle counts instance documents, so once it sees them the
+    # series and study documents exist.
+    instance_ref(fs, study, series, instance).set(instance_doc)
     log_events.instance_indexed(uid, instance[:16], "indexed")
     return "indexed"

@@ -61,14 +61,37 @@ class Settings:
     link_ttl_cap_seconds: int = 60 * 60
     share_ttl_seconds: int = 24 * 3600
     share_ttl_cap_seconds: int = 7 * 24 * 3600
-    # Retention (see README "Retention").
+    share_max_views_cap: int = 10_000
+    # Signed URLs: where they point (the emulator locally), pages of one series' instance
+    # URLs, parallel signatures, the viewer origin of share links, trusted proxy hops in
+    # X-Forwarded-For (for the client IP of access records).
+    signed_url_endpoint: str = "https://storage.googleapis.com"
+    series_page_size: int = 500
+    signing_workers: int = 16
+    viewer_origin: str = ""
+    forwarded_hops: int = 1
+    # Retention (docs/retention.md: each period beside the policy sentence it implements).
     access_log_retention_days: int = 90
     export_link_seconds: int = 24 * 3600
     pending_upload_expiry_hours: int = 24
     reconcile_grace_hours: int = 6
+    raw_upload_keep_hours: int = 1
+    stalled_upload_expiry_hours: int = 48
+    run_record_retention_days: int = 90
+    erasure_stale_minutes: int = 30
+    usage_min_users: int = 5
+    retention_page_size: int = 500
+    retention_topic: str = "retention-jobs"
     recent_signin_seconds: int = 300
     privacy_response_days: int = 30
     policy_version: str = "2026-02-08"
+    # Erasure (docs/privacy.md): residual copies (backups, PITR, soft-deleted objects) expire
+    # within residual_copy_days, logs within log_retention_days (deploy/plan.py sets both);
+    # the pseudonymous erasure receipt is kept erasure_receipt_retention_days.
+    residual_copy_days: int = 7
+    log_retention_days: int = 30
+    erasure_receipt_retention_days: int = 3 * 365
+    privacy_job_max_attempts: int = 5
     signing_key_file: str = ""
     signing_service_account: str = ""
     ingest_topic: str = "ingest-batches"
@@ -106,10 +129,32 @@ class Settings:
             export_link_seconds=_int(env, "PACS_EXPORT_LINK_SECONDS", 24 * 3600),
             pending_upload_expiry_hours=_int(env, "PACS_PENDING_UPLOAD_EXPIRY_HOURS", 24),
             reconcile_grace_hours=_int(env, "PACS_RECONCILE_GRACE_HOURS", 6),
+            raw_upload_keep_hours=_int(env, "PACS_RAW_UPLOAD_KEEP_HOURS", 1),
+            stalled_upload_expiry_hours=_int(env, "PACS_STALLED_UPLOAD_EXPIRY_HOURS", 48),
+            run_record_retention_days=_int(env, "PACS_RUN_RECORD_RETENTION_DAYS", 90),
+            erasure_stale_minutes=_int(env, "PACS_ERASURE_STALE_MINUTES", 30),
+            usage_min_users=max(2, _int(env, "PACS_USAGE_MIN_USERS", 5)),
+            retention_page_size=max(1, _int(env, "PACS_RETENTION_PAGE_SIZE", 500)),
+            retention_topic=env.get("PACS_RETENTION_TOPIC", "retention-jobs"),
             recent_signin_seconds=_int(env, "PACS_RECENT_SIGNIN_SECONDS", 300),
             policy_version=env.get("PACS_POLICY_VERSION", "2026-02-08"),
+            privacy_response_days=_int(env, "PACS_PRIVACY_RESPONSE_DAYS", 30),
+            residual_copy_days=_int(env, "PACS_RESIDUAL_COPY_DAYS", 7),
+            log_retention_days=_int(env, "PACS_LOG_RETENTION_DAYS", 30),
+            erasure_receipt_retention_days=_int(env, "PACS_ERASURE_RECEIPT_RETENTION_DAYS",
+                                                3 * 365),
+            privacy_job_max_attempts=max(1, _int(env, "PACS_PRIVACY_JOB_MAX_ATTEMPTS", 5)),
             signing_key_file=env.get("PACS_SIGNING_KEY_FILE", ""),
             signing_service_account=env.get("PACS_SIGNING_SERVICE_ACCOUNT", ""),
+            share_max_views_cap=_int(env, "PACS_SHARE_MAX_VIEWS_CAP", 10_000),
+            signed_url_endpoint=(env.get("PACS_SIGNED_URL_ENDPOINT")
+                                 or env.get("STORAGE_EMULATOR_HOST")
+                                 or "https://storage.googleapis.com").rstrip("/"),
+            series_page_size=max(1, _int(env, "PACS_SERIES_PAGE_SIZE", 500)),
+            signing_workers=max(1, _int(env, "PACS_SIGNING_WORKERS", 16)),
+            viewer_origin=(env.get("PACS_VIEWER_ORIGIN")
+                           or f"https://{project}.web.app").rstrip("/"),
+            forwarded_hops=max(0, _int(env, "PACS_FORWARDED_HOPS", 1)),
             ingest_topic=env.get("PACS_INGEST_TOPIC", "ingest-batches"),
             privacy_topic=env.get("PACS_PRIVACY_TOPIC", "privacy-jobs"),
         )

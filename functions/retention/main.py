@@ -1,16 +1,31 @@
-"""Retention jobs, sent by Cloud Scheduler through Pub/Sub."""
+"""Retention jobs, sent by Cloud Scheduler through Pub/Sub (``infra/schedules.json``)."""
 
 import functions_framework
-from pacs import events, guard, log_events
+from pacs import events, guard, http, log_events
+from pacs.clients import default_clients
+from pacs.retention import runner
 
 guard.assert_safe_environment()
 
 
 @functions_framework.cloud_event
 def run_retention_job(event):
-    """Receive a scheduled job message; the jobs themselves land with the retention issue."""
+    """``{"job": "<name>"}`` → run that job (``pacs.retention.jobs.JOBS``) and record the run.
+
+    An unknown job or an unreadable message is logged and acknowledged (retrying cannot
+    help); a failure of the job itself is in its run record, and the next scheduled run
+    tries again. Only a run that could not even be recorded is retried by redelivery.
+    """
     log_events.event_received("run_retention_job", dict(event.get_attributes()))
     message = events.pubsub_message(event.get_data() or {})
-    job = str(message.json().get("job", "")) if message.data else ""
+    try:
+        body = message.json()
+    except ValueError:
+        body = {}
+    job = runner.job_name(body)
     log_events.scheduled_job_received(job, message.message_id)
-    log_events.not_implemented(f"run_retention_job:{job}")
+    options = {k: v for k, v in body.items() if k != "job"} if isinstance(body, dict) else {}
+    http.run_event("run_retention_job", lambda: runner.run(
+        default_clients(), job, message_id=message.message_id, options=options,
+        continuation=True, continuation_of=message.attributes.get("continuation_of")),
+        message_id=message.message_id)

@@ -1,0 +1,31 @@
+"""The registry of retention jobs: the ``job`` of a scheduled message → what runs.
+
+``infra/schedules.json`` sends each name on its cron; a name not here is logged and ignored.
+"""
+
+from __future__ import annotations
+
+from pacs.retention.context import Job
+from pacs.retention.erasures import resume_erasures
+from pacs.retention.links import expire_links
+from pacs.retention.logs import purge_logs
+from pacs.retention.reconcile import reconcile
+from pacs.retention.trends import usage_trends
+from pacs.retention.uploads import clean_uploads
+
+JOBS: dict[str, Job] = {job.name: job for job in (
+    Job("expire_links", expire_links,
+        "delete shares past their expiry, keeping an access record of each"),
+    Job("purge_logs", purge_logs,
+        "delete access records, expired export archives, old run records and erasure "
+        "receipts past their retention"),
+    Job("clean_uploads", clean_uploads,
+        "expire pending uploads, finish stalled ones, delete raw objects of finished uploads"),
+    Job("reconcile", reconcile,
+        "repair or remove instance objects without documents, documents without objects, "
+        "previews without series"),
+    Job("resume_erasures", resume_erasures,
+        "queue again erasure and export requests that stopped moving"),
+    Job("usage_trends", usage_trends,
+        "count yesterday's anonymous usage figures, small buckets suppressed"),
+)}
