@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any, Callable
 
-from pacs import dicom_header, log_events, results, zip_safety
+from pacs import dicom_header, indexing, log_events, results, zip_safety
 from pacs.clients import Clients
 from pacs.events import StorageObjectEvent
 from pacs.instance_store import MemberTooLarge, spool, store_instance
@@ -74,6 +74,11 @@ def handle_upload_finalized(clients: Clients, event: StorageObjectEvent,
         log_events.upload_refused(None, None, "bad_object_name")
         return "rejected"
     uid, upload_id = parsed
+    if indexing.erasure_pending(clients.firestore, settings.hash_key, uid):
+        # Checked first: for a user being (or already) erased nothing is written.
+        _delete_object(clients, event.name, event.generation)
+        log_events.upload_refused(uid, upload_id, "erased")
+        return "erased"
     ref = clients.firestore.collection(UPLOADS).document(upload_id)
     snap = ref.get()
     record = snap.to_dict() if snap.exists else None
@@ -106,6 +111,8 @@ def handle_continuation(clients: Clients, payload: dict[str, Any],
     """A checkpoint message: continue the upload where the last batch stopped."""
     batch = Batch(str(payload["uid"]), str(payload["upload_id"]), str(payload["generation"]),
                   int(payload["cursor"]))
+    if indexing.erasure_pending(clients.firestore, clients.settings.hash_key, batch.uid):
+        return "erased"
     snap = clients.firestore.collection(UPLOADS).document(batch.upload_id).get()
     record = snap.to_dict() if snap.exists else None
     if (record is None or record.get("owner") != batch.uid or record.get("status") != PROCESSING

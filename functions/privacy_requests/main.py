@@ -1,20 +1,157 @@
-"""Data-subject rights: the HTTP endpoint and the Pub/Sub job runner."""
+"""Data-subject rights: the HTTP endpoint ``privacy_requests`` and the job runner
+``run_privacy_job`` (Pub/Sub ``privacy-jobs``). Domain logic: :mod:`pacs.privacy`,
+:mod:`pacs.profile`, :mod:`pacs.consent`, :mod:`pacs.export`, :mod:`pacs.erasure`.
+
+Routes (Firebase ID token, checked for revocation, unless marked public):
+
+``GET /profile``, ``POST /profile {adult, display_name?, email?}`` (18+ attestation),
+``PATCH /profile {display_name?, email?}`` (rectification);
+``GET /requests``, ``GET /requests/{id}``, ``POST /requests {type: export|erasure}``
+(verified: sign-in within ``recent_signin_seconds``);
+``POST /restrict {restricted, type?: restriction|objection, study_id?}``;
+``GET /consent``, ``POST /consent {analytics, revoke_shares?}``;
+``POST /analytics {event, study_id?}``;
+``GET /receipts/{receipt_id}`` (public: the erasure receipt, after the account is gone).
+Routes match the end of the path, so a Hosting rewrite prefix (``/api/privacy/...``) works.
+"""
+
+import functools
 
 import functions_framework
-from pacs import events, guard, http, log_events
+from pacs import access_log, consent, erasure, events, guard, http, privacy, profile, signing
+from pacs.auth import verify_caller
+from pacs.clients import default_clients
+from pacs.errors import BadRequest, Forbidden, NotFound
 
 guard.assert_safe_environment()
+
+ROUTES = {
+    ("profile",): {"GET": "profile_get", "POST": "profile_create", "PATCH": "rectify"},
+    ("requests",): {"GET": "requests_list", "POST": "requests_submit"},
+    ("restrict",): {"POST": "restrict"},
+    ("consent",): {"GET": "consent_get", "POST": "consent_set"},
+    ("analytics",): {"POST": "analytics"},
+}
+ITEM_ROUTES = {"requests": {"GET": "request_get"}, "receipts": {"GET": "receipt"}}
+# Routes that add or change data: refused once an erasure of the account has started.
+WRITES = {"profile_create", "rectify", "restrict", "consent_set", "analytics"}
+
+
+def _route(method: str, path: str) -> tuple[str, str | None]:
+    parts = [p for p in path.split("/") if p]
+    for start in range(len(parts) + 1):
+        tail = tuple(parts[start:])
+        methods, arg = ROUTES.get(tail), None
+        if methods is None and len(tail) == 2 and tail[0] in ITEM_ROUTES:
+            methods, arg = ITEM_ROUTES[tail[0]], tail[1]
+        if methods is not None:
+            if method not in methods:
+                raise BadRequest("use " + " or ".join(sorted(methods)), code="method_not_allowed")
+            return methods[method], arg
+    raise NotFound("no such endpoint", code="no_endpoint")
+
+
+def _body(request) -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object", code="bad_json")
+    return body
+
+
+@functools.lru_cache(maxsize=1)
+def _signer() -> signing.UrlSigner:
+    return signing.signer_from_settings(default_clients().settings)
+
+
+def _create_profile(clients, caller, body, now):
+    fs, settings = clients.firestore, clients.settings
+    try:
+        doc, created = profile.create(fs, caller.uid, caller.email, body,
+                                      settings.policy_version, now)
+    except Forbidden as err:
+        if err.code != "under_18":
+            raise
+        # A child's account: nothing is kept; the erasure path deletes what exists.
+        request_id, _ = erasure.start(clients, caller.uid, reason="minor", now=now)
+        return {"error": "under_18", "message": "the service is for adults only: this "
+                "account and anything uploaded with it are being deleted",
+                "request_id": request_id,
+                "receipt_id": erasure.receipt_id(settings, caller.uid)}, 403
+    return {"profile": profile.public(doc), "created": created}, 201 if created else 200
+
+
+def _restrict(clients, uid, body, now):
+    restricted = body.get("restricted", True)
+    kind = body.get("type", "restriction")
+    study_id = body.get("study_id")
+    if not isinstance(restricted, bool) or kind not in profile.RESTRICTION_KINDS:
+        raise BadRequest("send restricted: true or false, and type: restriction or objection",
+                         code="bad_restriction")
+    if study_id is not None and not (isinstance(study_id, str) and len(study_id) == 32
+                                     and all(c in "0123456789abcdef" for c in study_id)):
+        raise NotFound("no such study", code="not_found")
+    request_type = kind if restricted else "restriction_lifted"
+    return privacy.run_sync(clients.firestore, uid, request_type, clients.settings, now,
+                            lambda: profile.set_restriction(clients.firestore, uid, study_id,
+                                                            restricted, kind, now))
+
+
+def _dispatch(request, route, arg):
+    clients = default_clients()
+    fs, settings = clients.firestore, clients.settings
+    now = privacy.utc_now()
+    if route == "receipt":
+        return erasure.get_receipt(fs, arg)
+    caller = verify_caller(request.headers, clients.firebase_app)
+    uid = caller.uid
+    if route in WRITES and erasure.pending(fs, settings, uid):
+        raise Forbidden("your account is being erased", code="erasure_in_progress")
+    if route == "profile_get":
+        doc = profile.load(fs, uid)
+        return {"profile": profile.public(doc),
+                "consent": consent.state(doc, settings.policy_version),
+                "history": profile.history(fs, uid) if doc else []}
+    if route == "profile_create":
+        return _create_profile(clients, caller, _body(request), now)
+    if route == "rectify":
+        body = _body(request)
+        profile.require(fs, uid)
+        return privacy.run_sync(fs, uid, "rectification", settings, now,
+                                lambda: profile.rectify(fs, uid, body, now))
+    if route == "requests_list":
+        return privacy.list_requests(fs, uid, now)
+    if route == "request_get":
+        return privacy.get_request(fs, uid, arg, now)
+    if route == "requests_submit":
+        return privacy.submit(clients, caller, _body(request), now)
+    if route == "restrict":
+        return _restrict(clients, uid, _body(request), now)
+    if route == "consent_get":
+        doc = profile.load(fs, uid)
+        return {**consent.state(doc, settings.policy_version),
+                "ledger": consent.ledger(fs, uid) if doc else []}
+    if route == "consent_set":
+        client = access_log.client_info(request.headers, request.remote_addr,
+                                        settings.forwarded_hops)
+        return consent.record(fs, uid, _body(request), settings.policy_version, client, now)
+    return consent.accept_event(fs, uid, _body(request), settings.policy_version, now)
 
 
 @functions_framework.http
 def privacy_requests(request):
-    """Not implemented until the privacy issue lands (answers 501)."""
-    return http.not_implemented("privacy_requests")
+    """Dispatch one request (see the module docstring for the routes)."""
+
+    def call():
+        route, arg = _route(request.method, request.path)
+        return _dispatch(request, route, arg)
+
+    return http.handle("privacy_requests", call)
 
 
 @functions_framework.cloud_event
 def run_privacy_job(event):
-    """Privacy jobs arrive here; ignored until the privacy issue lands."""
-    log_events.event_received("run_privacy_job", dict(event.get_attributes()))
+    """A ``privacy-jobs`` message: run the export or erasure it names (retried until done)."""
+    clients = default_clients()
     message = events.pubsub_message(event.get_data() or {})
-    log_events.scheduled_job_received("privacy", message.message_id)
+    http.run_event("run_privacy_job", lambda: privacy.run_job(clients, message.json(), _signer),
+                   message_id=message.message_id)

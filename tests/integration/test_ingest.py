@@ -50,7 +50,8 @@ def test_single_dicom_is_stored_indexed_and_previewed(cloud):
     assert study["PatientName"] == str(reference.PatientName)
     assert study["StudyInstanceUID"] == reference.StudyInstanceUID
     study = wait_for(lambda: (s := cloud.clients().firestore.collection("studies").document(
-        result["study_key"]).get().to_dict()).get("instance_count") == 1 and s, what="study counts")
+        result["study_key"]).get().to_dict()).get("instance_count") == 1
+        and (s.get("preview") or {}).get("status") == "ready" and s, what="study counts and preview")
     assert study["series_count"] == 1 and study["modalities"] == ["CT"]
     assert study["total_bytes"] == len(stored)
     assert study["preview"]["status"] == "ready"

@@ -1,0 +1,266 @@
+"""``pacs privacy profile|export|delete|rectify|restrict|consent|requests|receipt``: the
+data-subject rights of the privacy policy (the ``privacy-requests`` function).
+
+Export and delete are verified requests: they need a sign-in of the last few minutes
+(``pacs login`` again first when refused with ``recent_sign_in_required``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from pacs_cli import api, endpoints
+from pacs_cli.errors import CliError
+
+FUNCTION = "privacy-requests"
+FINAL = ("completed", "rejected")
+
+
+def register(sub) -> None:
+    privacy = sub.add_parser("privacy", help="your data-protection rights: export, delete, "
+                             "rectify, restrict, consent, requests")
+    psub = privacy.add_subparsers(dest="privacy_command", required=True)
+
+    p = psub.add_parser("profile", help="show your profile (or create it with --create)")
+    p.add_argument("--create", action="store_true", help="create the profile")
+    p.add_argument("--adult", choices=("yes", "no"),
+                   help="with --create: are you 18 or older? (no deletes the account)")
+    p.add_argument("--display-name", default=None)
+    p.add_argument("--email", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=profile)
+
+    p = psub.add_parser("export", help="an archive of all your data (DICOM files included)")
+    p.add_argument("--wait", action="store_true", help="wait until the archive is ready")
+    p.add_argument("--out", default=None, help="with --wait: download the archive to this file")
+    p.add_argument("--timeout", type=float, default=1800)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=export)
+
+    p = psub.add_parser("delete", help="erase your account and every piece of your data")
+    p.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+    p.add_argument("--wait", action="store_true", help="wait for the receipt")
+    p.add_argument("--timeout", type=float, default=1800)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=delete)
+
+    p = psub.add_parser("rectify", help="correct your display name or email")
+    p.add_argument("--display-name", default=None)
+    p.add_argument("--email", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=rectify)
+
+    p = psub.add_parser("restrict", help="restrict (or object to) processing of your account "
+                        "or one study: no links, shares or analytics; data kept")
+    p.add_argument("--study", default=None, help="one study id (default: the whole account)")
+    p.add_argument("--lift", action="store_true", help="lift the restriction")
+    p.add_argument("--objection", action="store_true", help="record it as an objection")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=restrict)
+
+    p = psub.add_parser("consent", help="show, grant or withdraw analytics consent")
+    p.add_argument("action", nargs="?", choices=("show", "grant", "withdraw"), default="show")
+    p.add_argument("--revoke-shares", action="store_true",
+                   help="with withdraw: also revoke every live share link")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=consent)
+
+    p = psub.add_parser("requests", help="your privacy requests and their status")
+    p.add_argument("request_id", nargs="?", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=list_requests)
+
+    p = psub.add_parser("receipt", help="an erasure receipt (no sign-in needed)")
+    p.add_argument("receipt_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=receipt)
+
+
+def _line(r: dict[str, Any]) -> str:
+    reason = f" ({r['reason']})" if r.get("reason") else ""
+    return (f"{r['id']}  {r['type']:<18} {r['status']:<11}{reason}  received {r['received_at']}"
+            f"  due {r['due_at']}" + (f"  completed {r['completed_at']}"
+                                     if r.get("completed_at") else ""))
+
+
+def _wait(request_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        request = api.call(FUNCTION, "GET", f"requests/{request_id}")["request"]
+        if request["status"] in FINAL:
+            return request
+        if time.monotonic() > deadline:
+            raise CliError(f"request {request_id} still {request['status']} after {timeout} s",
+                           code="timeout")
+        time.sleep(1)
+
+
+def _download(url: str, out: Path) -> int:
+    size = 0
+    headers = {}
+    if endpoints.local():
+        # The local cloud's fake-gcs-server serves path-style downloads only to its default
+        # public host; the URL (address, path, signature) is used as issued.
+        probe = requests.head(url, timeout=60)
+        if probe.status_code == 404:
+            headers["Host"] = "storage.googleapis.com"
+    with requests.get(url, stream=True, timeout=120, headers=headers) as resp:
+        if resp.status_code != 200:
+            raise CliError(f"download failed: HTTP {resp.status_code}", code="download_failed")
+        tmp = out.with_name(out.name + ".part")
+        with tmp.open("wb") as fh:
+            for chunk in resp.iter_content(1024**2):
+                fh.write(chunk)
+                size += len(chunk)
+        tmp.replace(out)
+    return size
+
+
+def profile(args) -> tuple[dict[str, Any], str]:
+    if args.create:
+        if args.adult is None:
+            raise CliError("say --adult yes or --adult no (the service is for adults only)",
+                           code="adult_required")
+        body: dict[str, Any] = {"adult": args.adult == "yes"}
+        if args.display_name is not None:
+            body["display_name"] = args.display_name
+        if args.email is not None:
+            body["email"] = args.email
+        result = api.call(FUNCTION, "POST", "profile", json=body)
+        return result, "profile created" if result.get("created") else "profile exists"
+    result = api.call(FUNCTION, "GET", "profile")
+    p = result.get("profile")
+    if not p:
+        return result, "no profile yet: pacs privacy profile --create --adult yes"
+    c = result["consent"]
+    lines = [f"display name: {p.get('display_name') or '-'}", f"email: {p.get('email') or '-'}",
+             f"18+ attested: {p.get('adult_attested')} at {p.get('adult_attested_at')}",
+             f"restricted: {bool(p.get('restricted'))}",
+             f"analytics consent: {c['analytics']}"
+             + (" (needs renewal)" if c.get("needs_renewal") else "")]
+    return result, "\n".join(lines)
+
+
+def export(args) -> tuple[dict[str, Any], str]:
+    result = api.call(FUNCTION, "POST", "requests", json={"type": "export"})
+    request = result["request"]
+    if not args.wait:
+        return result, f"export requested: {request['id']} ({request['status']}); " \
+                       f"'pacs privacy requests {request['id']}' shows its link when ready"
+    request = _wait(request["id"], args.timeout)
+    out = {"request": request}
+    if request["status"] != "completed":
+        return {**out, "ok": False}, _line(request)
+    link = request["result"].get("download_url")
+    lines = [_line(request), f"link (expires {request['result'].get('expires_at')}): {link}"]
+    if args.out and link:
+        size = _download(link, Path(args.out))
+        out["downloaded"] = {"path": args.out, "size": size}
+        lines.append(f"saved {size} bytes to {args.out}")
+    return out, "\n".join(lines)
+
+
+def receipt_of(receipt_id: str) -> dict[str, Any]:
+    url = endpoints.function_url(FUNCTION).rstrip("/") + f"/receipts/{receipt_id}"
+    resp = requests.get(url, timeout=60)
+    body = resp.json() if resp.headers.get("Content-Type", "").startswith("application/json") \
+        else {}
+    if not resp.ok:
+        raise CliError(body.get("message") or f"HTTP {resp.status_code}",
+                       code=body.get("error", f"http_{resp.status_code}"))
+    return body["receipt"]
+
+
+def _receipt_text(r: dict[str, Any]) -> str:
+    lines = [f"receipt {r['receipt_id']}: {r['status']} (requested {r['requested_at']}, "
+             f"completed {r.get('completed_at') or '-'})"]
+    lines += [f"  {name}: {r['deleted'].get(name, 0)} deleted ({state})"
+              for name, state in r["locations"].items()]
+    lines.append(f"  backups and soft-deleted copies expire by {r.get('residual_copies_expire_by')}"
+                 f"; logs by {r.get('logs_expire_by')}")
+    lines += [f"  kept: {k['what']} ({k['legal_basis']}; {k['retention']})" for k in r["kept"]]
+    return "\n".join(lines)
+
+
+def delete(args) -> tuple[dict[str, Any], str]:
+    if not args.yes:
+        raise CliError("this erases your account and all your data for good: add --yes",
+                       code="not_confirmed")
+    result = api.call(FUNCTION, "POST", "requests", json={"type": "erasure"})
+    request = result["request"]
+    receipt_id = request.get("receipt_id")
+    if not args.wait:
+        return result, (f"erasure requested ({request['id']}); receipt {receipt_id}: "
+                        f"'pacs privacy receipt {receipt_id}'")
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            r = receipt_of(receipt_id)
+        except CliError:
+            r = {"status": "pending"}
+        if r.get("status") == "completed":
+            return {"request": request, "receipt": r}, _receipt_text(r)
+        if time.monotonic() > deadline:
+            raise CliError(f"erasure not finished after {args.timeout} s; receipt {receipt_id}",
+                           code="timeout")
+        time.sleep(1)
+
+
+def rectify(args) -> tuple[dict[str, Any], str]:
+    body = {k: v for k, v in (("display_name", args.display_name), ("email", args.email))
+            if v is not None}
+    if not body:
+        raise CliError("give --display-name and/or --email", code="nothing_to_change")
+    result = api.call(FUNCTION, "PATCH", "profile", json=body)
+    changes = result.get("changes") or {}
+    text = "\n".join(f"{k}: {c['from']!r} -> {c['to']!r}" for k, c in changes.items())
+    return result, text or "nothing changed"
+
+
+def restrict(args) -> tuple[dict[str, Any], str]:
+    body: dict[str, Any] = {"restricted": not args.lift,
+                            "type": "objection" if args.objection else "restriction"}
+    if args.study:
+        body["study_id"] = args.study
+    result = api.call(FUNCTION, "POST", "restrict", json=body)
+    scope = f"study {args.study}" if args.study else "account"
+    state = "restricted" if result["restricted"] else "not restricted"
+    return result, f"{scope}: {state}" + ("" if result.get("changed") else " (unchanged)")
+
+
+def consent(args) -> tuple[dict[str, Any], str]:
+    if args.action == "show":
+        result = api.call(FUNCTION, "GET", "consent")
+    else:
+        body: dict[str, Any] = {"analytics": args.action == "grant"}
+        if args.revoke_shares:
+            body["revoke_shares"] = True
+        result = api.call(FUNCTION, "POST", "consent", json=body)
+    text = (f"analytics consent: {result['analytics']} (policy {result.get('policy_version')}, "
+            f"current {result['current_policy_version']})"
+            + (" - needs renewal" if result.get("needs_renewal") else ""))
+    if result.get("shares_revoked"):
+        text += f"\n{result['shares_revoked']} share links revoked"
+    return result, text
+
+
+def list_requests(args) -> tuple[dict[str, Any], str]:
+    if args.request_id:
+        result = api.call(FUNCTION, "GET", f"requests/{args.request_id}")
+        r = result["request"]
+        lines = [_line(r)]
+        if (r.get("result") or {}).get("download_url"):
+            lines.append(f"download (expires {r['result']['expires_at']}): "
+                         f"{r['result']['download_url']}")
+        return result, "\n".join(lines)
+    result = api.call(FUNCTION, "GET", "requests")
+    return result, "\n".join(_line(r) for r in result["requests"]) or "no requests"
+
+
+def receipt(args) -> tuple[dict[str, Any], str]:
+    r = receipt_of(args.receipt_id)
+    return {"receipt": r}, _receipt_text(r)

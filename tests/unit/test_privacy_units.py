@@ -1,0 +1,247 @@
+"""Privacy domain pieces without the cloud: due dates, status transitions, the recent
+sign-in check, consent state, JSON conversion, the registry's shape, routes, and the
+streamed archive on an unseekable sink."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pacs import consent, erasure, export, personal_data, privacy
+from pacs.auth import Caller
+from pacs.errors import BadRequest, NotFound
+from pacs.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env({"GOOGLE_CLOUD_PROJECT": "demo-unit", **env})
+
+
+def test_due_date_is_thirty_days_after_receipt():
+    assert privacy.due_date(NOW, settings()) == NOW + timedelta(days=30)
+    assert privacy.due_date(NOW, settings(PACS_PRIVACY_RESPONSE_DAYS="10")) == NOW + timedelta(
+        days=10)
+
+
+def test_transitions_only_move_forward_and_finals_are_final():
+    assert privacy.TRANSITIONS == {"received": ("in_progress", "rejected"),
+                                   "in_progress": ("completed", "rejected")}
+    for final in privacy.FINAL:
+        assert final not in privacy.TRANSITIONS
+
+
+@pytest.mark.parametrize(("age", "recent"), [(0, True), (299, True), (300, True), (301, False),
+                                             (3600, False)])
+def test_recent_sign_in_uses_auth_time_and_the_setting(age, recent):
+    caller = Caller("u1", {"auth_time": int(NOW.timestamp()) - age})
+    assert privacy.is_recent_sign_in(caller, settings(), NOW) is recent
+
+
+def test_recent_sign_in_window_is_configurable_and_missing_auth_time_is_stale():
+    caller = Caller("u1", {"auth_time": int(NOW.timestamp()) - 20})
+    assert privacy.is_recent_sign_in(caller, settings(PACS_RECENT_SIGNIN_SECONDS="10"), NOW) is False
+    assert privacy.is_recent_sign_in(Caller("u1", {}), settings(), NOW) is False
+
+
+def test_plain_converts_firestore_values():
+    value = {"t": NOW, "b": b"\x00\x01", "n": [NOW, {"x": 1}], "s": "x"}
+    assert privacy.plain(value) == {"t": "2026-03-01T12:00:00Z", "b": "AAE=",
+                                    "n": ["2026-03-01T12:00:00Z", {"x": 1}], "s": "x"}
+
+
+@pytest.mark.parametrize(("profile_doc", "expected"), [
+    (None, ("not_given", False, False)),
+    ({"consent": {"analytics": True, "policy_version": "v2"}}, ("granted", False, True)),
+    ({"consent": {"analytics": True, "policy_version": "v1"}}, ("granted", True, False)),
+    ({"consent": {"analytics": False, "policy_version": "v1"}}, ("withdrawn", False, False)),
+])
+def test_consent_state_and_renewal_after_a_policy_bump(profile_doc, expected):
+    state = consent.state(profile_doc, "v2")
+    assert (state["analytics"], state["needs_renewal"], state["active"]) == expected
+    assert state["current_policy_version"] == "v2"
+
+
+def test_registry_shape():
+    names = [loc.name for loc in personal_data.LOCATIONS]
+    assert len(names) == len(set(names))
+    assert names[0] == "shares"  # links die first
+    assert names[-1] == personal_data.REQUESTS  # the erasure's own record goes last
+    assert names.index("auth_user") > names.index("profile")
+    for loc in personal_data.LOCATIONS:
+        assert loc.kind in ("firestore", "storage", "auth")
+        if loc.kind == "storage":
+            assert loc.prefix.endswith("/") and "{uid}" in loc.prefix
+            assert loc.bucket_role in ("uploads", "instances", "derived")
+        if loc.kind == "firestore":
+            assert loc.collection_group
+    groups = personal_data.collection_groups()
+    assert {"users", "uploads", "files", "studies", "series", "instances", "shares", "access",
+            "deletions", "privacy_requests", "consent", "history", "erasures",
+            "analytics_daily"} <= groups
+    kept = {k.collection_group for k in personal_data.KEPT}
+    assert kept.isdisjoint({loc.collection_group for loc in personal_data.LOCATIONS})
+
+
+def test_storage_patterns_match_every_users_objects_only_under_their_prefix():
+    s = settings()
+    patterns = personal_data.storage_prefix_patterns(s)
+    def match(bucket, name):
+        return [loc for b, rx, loc in patterns if b == bucket and rx.match(name)]
+    assert match(s.instances_bucket, "abc/" + "0" * 32 + "/" + "1" * 32 + ".dcm") == [
+        "instance_objects"]
+    assert match(s.derived_bucket, "previews/abc/s/x.png") == ["preview_objects"]
+    assert match(s.derived_bucket, "exports/abc/r.zip") == ["exports"]
+    assert match(s.uploads_bucket, "abc/123") == ["upload_objects"]
+    assert match(s.derived_bucket, "elsewhere/abc/r.zip") == []
+
+
+@pytest.mark.parametrize("uid", ["", "a/b", "../x", "a b", "x" * 129])
+def test_unsafe_uids_are_refused(uid):
+    with pytest.raises(ValueError):
+        personal_data.Subject(None, uid)  # type: ignore[arg-type]
+
+
+def test_receipt_holds_no_uid_and_says_what_is_kept():
+    doc = {"status": "completed", "reason": "user_request", "requested_at": NOW,
+           "completed_at": NOW, "counts": {"studies": 2}, "steps": {"studies": "done"},
+           "locations": ["studies", "auth_user"], "failed": [],
+           "residual_copies_expire_by": NOW + timedelta(days=7),
+           "expire_at": NOW + timedelta(days=1095)}
+    receipt = erasure.public_receipt("f" * 32, doc)
+    assert receipt["deleted"] == {"studies": 2}
+    assert receipt["locations"] == {"studies": "done", "auth_user": "pending"}
+    assert receipt["residual_copies_expire_by"] == "2026-03-08T12:00:00Z"
+    assert {k["legal_basis"] for k in receipt["kept"]}
+    assert "pseudonymous" in receipt["pseudonymous"]
+
+
+@pytest.fixture
+def main(monkeypatch):
+    """The entry-point module, imported as a local process would (its production guard runs
+    at import and must see a demo project)."""
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-unit")
+    monkeypatch.delenv("K_SERVICE", raising=False)
+    return _load_main()
+
+
+def _load_main():
+    spec = importlib.util.spec_from_file_location(
+        "privacy_requests_main", ROOT / "functions" / "privacy_requests" / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    ("GET", "/profile", ("profile_get", None)),
+    ("PATCH", "/api/privacy/profile", ("rectify", None)),
+    ("POST", "/requests", ("requests_submit", None)),
+    ("GET", "/requests/abc123", ("request_get", "abc123")),
+    ("GET", "/receipts/" + "a" * 32, ("receipt", "a" * 32)),
+    ("POST", "/analytics", ("analytics", None)),
+    ("POST", "/consent", ("consent_set", None)),
+])
+def test_routes(main, method, path, expected):
+    assert main._route(method, path) == expected
+
+
+def test_unknown_route_and_wrong_method(main):
+    with pytest.raises(NotFound):
+        main._route("GET", "/nope")
+    with pytest.raises(BadRequest):
+        main._route("DELETE", "/profile")
+
+
+# --- The archive, streamed ------------------------------------------------------------------
+
+class UnseekableSink(io.RawIOBase):
+    """What a resumable upload looks like to zipfile: write-only, no seek."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.buffer += bytes(data)
+        return len(data)
+
+
+@dataclass
+class FakeSnap:
+    path: str
+    data: dict[str, Any]
+
+    @property
+    def reference(self):
+        return type("Ref", (), {"path": self.path})()
+
+    def to_dict(self):
+        return dict(self.data)
+
+
+class FakeBlob:
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name, self.data = name, data
+
+    def open(self, mode: str, chunk_size: int | None = None):
+        assert mode == "rb"
+        return io.BytesIO(self.data)
+
+
+def _fake_locations(uid: str):
+    docs = [FakeSnap(f"shares/s{i}", {"owner": uid, "token_hash": "secret", "n": i,
+                                      "at": NOW}) for i in range(3)]
+    docs.append(FakeSnap("shares/other", {"owner": "someone-else", "n": 99}))
+    blobs = [FakeBlob(f"{uid}/up{i}", bytes([i]) * (1000 + i)) for i in range(2)]
+    return (
+        personal_data.Location("shares", "firestore", "", lambda s: iter(docs), lambda s: 0,
+                               collection_group="shares"),
+        personal_data.Location("upload_objects", "storage", "", lambda s: iter(blobs),
+                               lambda s: 0, bucket_role="uploads", prefix="{uid}/"),
+        personal_data.Location("exports", "storage", "", lambda s: iter([]), lambda s: 0,
+                               bucket_role="derived", prefix="exports/{uid}/", export=False),
+    ), blobs
+
+
+def test_archive_streams_to_an_unseekable_sink_and_reads_back():
+    uid = "user1"
+    locations, blobs = _fake_locations(uid)
+    subject = personal_data.Subject(None, uid)  # type: ignore[arg-type]
+    raw = UnseekableSink()
+    sink = export.Sink(raw)
+    summary = export.write_archive(subject, sink, "req1", NOW, locations)
+    data = bytes(raw.buffer)
+    assert sink.size == len(data) and sink.sha256 == hashlib.sha256(data).hexdigest()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.testzip() is None
+        names = zf.namelist()
+        assert names[0] == "README.txt"
+        assert {"firestore/shares.jsonl", "uploads/up0", "uploads/up1", "checksums.sha256",
+                "manifest.json"} <= set(names)
+        lines = [json.loads(x) for x in zf.read("firestore/shares.jsonl").splitlines()]
+        assert [line["data"]["n"] for line in lines] == [0, 1, 2]  # the other owner's is out
+        assert all("token_hash" not in line["data"] for line in lines)
+        assert lines[0]["data"]["at"] == "2026-03-01T12:00:00Z"
+        for blob in blobs:
+            assert zf.read("uploads/" + blob.name.split("/")[1]) == blob.data
+        sums = dict(reversed(line.split("  ")) for line in
+                    zf.read("checksums.sha256").decode().splitlines())
+        assert sums["uploads/up0"] == hashlib.sha256(blobs[0].data).hexdigest()
+        manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["counts"] == {"shares": 3, "upload_objects": 2}
+    assert summary["files"] == 2 and summary["documents"] == 3
+    # Streamed: every member used a data descriptor (the sink was never rewound).
+    assert all(info.flag_bits & 0x08 for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
