@@ -5,10 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
+STAMP_WEB := web/node_modules/.installed
+# The web client's build inputs (web/dist is rebuilt when one changes).
+WEB_SRC := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+POLICY := $(wildcard ../shared/privacy-policy.txt)
 
-.PHONY: install dev up down status test test-unit lint bench lock deploy clean
+.PHONY: install dev up down status test test-unit lint bench lock deploy clean web chromium
 
-install: $(STAMP_PY) $(STAMP_NODE)
+install: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WEB) chromium
 
 $(STAMP_PY): requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,10 +24,25 @@ $(STAMP_NODE): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-dev: install
+$(STAMP_WEB): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Headless Chromium for the browser tests: Debian's (the test tool's own download does
+# not work here); installed once, as root.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+# The web client (Vite build into web/dist, served by the local hosting server and Hosting).
+web: web/dist/index.html
+
+web/dist/index.html: $(STAMP_WEB) $(WEB_SRC) $(POLICY)
+	cd web && npm run build --silent
+
+dev: install web
 	$(PY) -m localcloud dev
 
-up: install
+up: install web
 	$(PY) -m localcloud up
 
 down:
@@ -32,7 +51,7 @@ down:
 status: install
 	$(VENV)/bin/pacs status
 
-test: install
+test: install web
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install
@@ -43,7 +62,12 @@ lint: install
 
 bench: install
 	test -x /usr/sbin/Orthanc || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc)
-	$(PY) -m bench
+	PYTHONPATH=functions:. $(PY) -m bench
+
+# Dry run (prints every command) unless APPLY=1; see docs/deploy.md.
+deploy: install
+	@test -n "$(PROJECT)" -a -n "$(REGION)" || { echo "usage: make deploy PROJECT=<project-id> REGION=<region> [APPLY=1]" >&2; exit 2; }
+	$(PY) -m deploy --project $(PROJECT) --region $(REGION) $(if $(APPLY),--apply,)
 
 lock:
 	$(PY) -m pip install -q -r requirements.in
