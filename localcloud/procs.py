@@ -14,6 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+# Children of a test or bench session die with it, even when it is killed (SIGKILL, OOM):
+# the kernel sends them SIGTERM when their parent exits. ``make up`` leaves this off, since
+# its children must outlive the command that started them.
+_tie_to_parent = False
+
+
+def tie_children_to_this_process() -> None:
+    """Make every child spawned from now on receive SIGTERM when this process dies."""
+    global _tie_to_parent
+    _tie_to_parent = True
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @dataclass
 class Child:
     name: str
@@ -34,6 +53,7 @@ def spawn(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path,
     process = subprocess.Popen(
         list(argv), env=dict(env), stdout=log, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True,
+        preexec_fn=_die_with_parent if _tie_to_parent else None,
     )
     log.close()
     return Child(name, process, log_path)

@@ -153,6 +153,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float 
 
 def start_emulators_if_needed(tmp_root: Path) -> tuple[dict[str, str], list[procs.Child]]:
     """Reuse a running emulator layer (make up / make dev), else start one for the session."""
+    procs.tie_children_to_this_process()
     running = state.read()
     if running and all(emulators.answers(running["env"]).values()):
         return running["env"], []
