@@ -20,6 +20,8 @@ def report(result: dict) -> None:
                 "FIREBASE_AUTH_EMULATOR_HOST"):
         print(f"  {key:28s} {result['env'][key]}")
     print(f"  logs: {result['logs']}")
+    if result.get("web_url"):
+        print(f"  web app: {result['web_url']}  (open this in a browser)")
 
 
 def dev() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from localcloud import config, emulators, prereqs, procs, stack, state
+from localcloud import config, emulators, hosting, prereqs, procs, stack, state
 
 
 def up(with_scheduler: bool = True) -> dict[str, Any]:
@@ -22,6 +22,11 @@ def up(with_scheduler: bool = True) -> dict[str, Any]:
         children = stack.start(cfg, layer.env, config.STATE_DIR, with_scheduler=with_scheduler)
     except BaseException:
         procs.stop_groups([c.pid for c in layer.children])
+        raise
+    try:
+        children.append(hosting.start(cfg, layer.env, config.STATE_DIR))
+    except BaseException:
+        procs.stop_groups([c.pid for c in layer.children + children])
         raise
     everything = layer.children + children
     pids = {c.name: c.pid for c in everything}
@@ -40,6 +45,7 @@ def up(with_scheduler: bool = True) -> dict[str, Any]:
     result = {
         "project": cfg.project, "env": env, "pids": pids, "buckets": cfg.buckets,
         "function_urls": cfg.function_urls(), "router_url": cfg.router_url(),
+        "web_url": f"http://127.0.0.1:{config.emulator_ports().hosting}",
         "logs": str(config.STATE_DIR / "logs"), "started_seconds": round(seconds, 2),
         "rss_bytes": rss,
     }
@@ -67,4 +73,6 @@ def status() -> dict[str, bool]:
     for name, url in current["function_urls"].items():
         result[name] = procs.http_answers(url + "/")
     result["router"] = procs.http_answers(current["router_url"] + "/ready")
+    if current.get("web_url"):
+        result["hosting"] = procs.http_answers(current["web_url"] + "/__/firebase/init.json")
     return result

@@ -1,0 +1,100 @@
+"""The hosting configuration: security headers, rewrites to the functions, the single-page
+fallback, the runtime config, and the Auth emulator bridge of the local hosting server."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import requests
+
+from localcloud import config, hosting
+
+pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
+
+FIREBASE = json.loads((config.ROOT / "firebase.json").read_text())
+
+
+def csp_of(section: dict) -> dict[str, list[str]]:
+    value = hosting.headers_for("/index.html", section)["Content-Security-Policy"]
+    return {d.split()[0]: d.split()[1:] for d in value.split(";") if d.strip()}
+
+
+def test_production_headers_are_strict():
+    section = FIREBASE["hosting"]
+    headers = hosting.headers_for("/index.html", section)
+    csp = csp_of(section)
+    assert csp["default-src"] == ["'self'"]
+    assert csp["script-src"] == ["'self'"], "no inline or eval scripts"
+    assert "'unsafe-inline'" not in " ".join(sum(csp.values(), []))
+    assert csp["object-src"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
+    assert csp["base-uri"] == ["'self'"] and csp["form-action"] == ["'self'"]
+    assert "upgrade-insecure-requests" in csp
+    assert headers["Strict-Transport-Security"].startswith("max-age=")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert "camera=()" in headers["Permissions-Policy"]
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    # Hashed assets are immutable; everything else is revalidated.
+    assert "immutable" in hosting.headers_for("/assets/index-abc.js", section)["Cache-Control"]
+    assert hosting.headers_for("/index.html", section)["Cache-Control"] == "no-cache"
+
+
+def test_every_api_rewrite_names_a_deployed_http_function():
+    http = {f["name"] for f in config.function_table() if f["trigger"]["type"] == "http"}
+    rewrites = FIREBASE["hosting"]["rewrites"]
+    assert rewrites[-1] == {"source": "**", "destination": "/index.html"}
+    for rewrite in rewrites[:-1]:
+        assert rewrite["source"].startswith("/api/")
+        assert rewrite["function"]["functionId"] in http
+
+
+def test_built_page_has_no_inline_script():
+    index = (config.ROOT / "web" / "dist" / "index.html").read_text()
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", index, re.S)
+    assert scripts and all("src=" in attrs and not body.strip() for attrs, body in scripts)
+
+
+def test_local_server_serves_app_config_and_headers(web):
+    page = requests.get(web.url + "/studies/abc", timeout=10)  # a client-side route
+    assert page.status_code == 200 and '<div id="app">' in page.text
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    # Locally the emulators' origins are allowed too; production's file is unchanged.
+    storage = web.cloud.env["STORAGE_EMULATOR_HOST"]
+    assert storage in csp and "upgrade-insecure-requests" not in csp
+    assert page.headers["X-Frame-Options"] == "DENY"
+    cfg = requests.get(web.url + "/__/firebase/init.json", timeout=10).json()
+    assert cfg["projectId"] == web.cloud.project and cfg["apiBase"] == "/api"
+    assert cfg["emulators"]["auth"] == "same-origin"
+    worker = requests.get(web.url + "/assets/workers/jpeg2000.worker.min.js", timeout=10)
+    assert worker.status_code == 200 and "javascript" in worker.headers["Content-Type"]
+    assert requests.get(web.url + "/privacy-policy.txt", timeout=10).text.startswith("Privacy Policy")
+
+
+def test_local_server_proxies_functions_like_hosting(web, account):
+    unauth = requests.get(web.url + "/api/studies", timeout=30)
+    assert unauth.status_code == 401 and unauth.json()["error"] == "missing_token"
+    ok = requests.get(web.url + "/api/studies", headers=account.headers(), timeout=30)
+    assert ok.status_code == 200 and ok.json()["studies"] == []
+    profile = requests.get(web.url + "/api/privacy/profile", headers=account.headers(), timeout=30)
+    assert profile.status_code == 200 and profile.json()["profile"]["adult_attested"] is True
+    shares = requests.get(web.url + "/api/links/shares", headers=account.headers(), timeout=30)
+    assert shares.status_code == 200
+
+
+def test_auth_bridge_keeps_test_users_in_their_project(web):
+    base = web.url + "/identitytoolkit.googleapis.com/v1/accounts"
+    email = "bridge-check@example.test"
+    up = requests.post(base + ":signUp", params={"key": "demo-local-key"}, timeout=30,
+                       json={"email": email, "password": "correct-horse-9", "returnSecureToken": True})
+    assert up.status_code == 200 and up.json()["idToken"]
+    claims = hosting._jwt_payload(up.json()["idToken"])
+    assert claims["aud"] == web.cloud.project
+    look = requests.post(base + ":lookup", params={"key": "demo-local-key"}, timeout=30,
+                         json={"idToken": up.json()["idToken"]})
+    assert look.status_code == 200 and look.json()["users"][0]["email"] == email
+    # The same user signs in through the fixture's own path, in the test project.
+    assert web.cloud.sign_in(email, "correct-horse-9").uid == claims["user_id"]

@@ -1,0 +1,17 @@
+// The privacy policy's plain text as blocks: a short line without final punctuation is a
+// heading, anything else a paragraph.
+
+export interface Block {
+  kind: 'title' | 'heading' | 'paragraph';
+  text: string;
+}
+
+export function policyBlocks(text: string): Block[] {
+  const parts = text.replace(/\r\n/g, '\n').split(/\n\s*\n/).map((p) => p.trim()).filter(Boolean);
+  return parts.map((p, i) => {
+    const single = !p.includes('\n');
+    const heading = single && p.length <= 70 && !/[.:;,!?]$/.test(p) && !/^(Effective date|Last updated)/i.test(p);
+    if (i === 0 && heading) return { kind: 'title', text: p };
+    return { kind: heading ? 'heading' : 'paragraph', text: p.replace(/\n/g, ' ') };
+  });
+}

@@ -1,0 +1,220 @@
+import { api, ApiError, describeError } from '../api';
+import { formatDateTime, formatDicomDate, formatPersonName } from '../format';
+import { ownerManifest, refreshDelayMs, seriesInstances, shareManifest, type InstanceEntry,
+  type Manifest, type SeriesEntry, type SeriesPage } from '../manifests';
+import type { RouteContext } from '../router';
+import { announce, errorState, h, spinner } from '../ui';
+import { canDecode, DicomViewer, TRANSFER_SYNTAX_NAMES, type Tool } from '../viewer/dwv-viewer';
+
+export const SHARE_TOKEN_KEY = 'pacs.share-token';
+
+/** The share token from the URL fragment (never a query string); the fragment is then
+ *  removed from the address bar and kept for this tab only. */
+export function takeShareToken(loc: Pick<Location, 'hash'> = window.location): string | null {
+  const fromHash = loc.hash.replace(/^#/, '').trim();
+  if (fromHash) {
+    try { sessionStorage.setItem(SHARE_TOKEN_KEY, fromHash); } catch { /* ignore */ }
+    history.replaceState(null, '', '/view');
+    return fromHash;
+  }
+  try { return sessionStorage.getItem(SHARE_TOKEN_KEY); } catch { return null; }
+}
+
+interface Source {
+  manifest(force: boolean): Promise<Manifest>;
+  page(seriesId: string, pageToken: string | null): Promise<SeriesPage>;
+  /** Owners' manifests are renewed before they expire; a share's only when needed. */
+  autoRefresh: boolean;
+}
+
+function ownerSource(studyId: string): Source {
+  return {
+    manifest: (force) => ownerManifest(studyId, force),
+    page: (seriesId, pageToken) => api<SeriesPage>('/links/series', { method: 'POST',
+      body: { study_id: studyId, series_id: seriesId, ...(pageToken ? { page_token: pageToken } : {}) } }),
+    autoRefresh: true,
+  };
+}
+
+function shareSource(token: string): Source {
+  let view: string | undefined;
+  let current: Manifest | undefined;
+  return {
+    async manifest() {
+      current = await shareManifest(token);
+      view = current.view;
+      return current;
+    },
+    page: (seriesId, pageToken) => api<SeriesPage>('/links/share/series', { method: 'POST', auth: false,
+      body: { token, view, series_id: seriesId, ...(pageToken ? { page_token: pageToken } : {}) } }),
+    autoRefresh: false,
+  };
+}
+
+export async function renderOwnerViewer(ctx: RouteContext): Promise<void> {
+  await renderViewer(ctx, ownerSource(ctx.params.id), false);
+}
+
+export async function renderShareViewer(ctx: RouteContext): Promise<void> {
+  const token = takeShareToken();
+  if (!token) {
+    ctx.outlet.append(h('h1', {}, 'Shared study'),
+      errorState('This link is incomplete. Ask the sender for the full link.'));
+    return;
+  }
+  await renderViewer(ctx, shareSource(token), true);
+}
+
+async function renderViewer(ctx: RouteContext, source: Source, shared: boolean): Promise<void> {
+  const root = h('div', { class: 'viewer-page' });
+  ctx.outlet.append(root);
+  root.append(spinner('Opening the study…'));
+  let manifest: Manifest;
+  try {
+    manifest = await source.manifest(true);
+  } catch (err) {
+    const gone = err instanceof ApiError && err.status === 404;
+    root.replaceChildren(h('h1', {}, shared ? 'Shared study' : 'Viewer'),
+      errorState(gone ? (shared ? 'This link has expired, was revoked, or has been used up. Ask the sender for a new one.'
+        : 'This study does not exist or was deleted.') : describeError(err)));
+    return;
+  }
+  const st = manifest.study;
+  const status = h('p', { class: 'viewer-status', role: 'status', 'data-testid': 'viewer-status' });
+  const progress = h('progress', { max: 100, value: 0, 'aria-label': 'Loading images', hidden: true });
+  const notice = h('p', { class: 'notice', hidden: true, role: 'alert' });
+  const expiry = h('p', { class: 'muted expiry', 'data-testid': 'link-expiry' });
+  const slider = h('input', { type: 'range', min: 0, max: 0, value: 0, 'aria-label': 'Image in series',
+    disabled: true });
+  const viewer = new DicomViewer({
+    onProgress: (p) => { progress.hidden = false; progress.value = p; },
+    onLoaded: () => {
+      progress.hidden = true;
+      root.dataset.loaded = 'true';
+      announce('Images loaded.');
+    },
+    onError: (m) => { notice.hidden = false; notice.textContent = `Some images could not be shown: ${m}`; },
+    onChange: (s) => {
+      slider.max = String(Math.max(0, s.slices - 1));
+      slider.value = String(s.slice);
+      slider.disabled = s.slices <= 1;
+      status.textContent = `Image ${s.slice + 1} of ${s.slices}` + (s.width !== undefined
+        ? ` · Window ${Math.round(s.width)} / Level ${Math.round(s.center ?? 0)}` : '');
+      root.dataset.wl = s.width !== undefined ? `${Math.round(s.center ?? 0)}/${Math.round(s.width)}` : '';
+    },
+  });
+  slider.addEventListener('input', () => viewer.goTo(Number(slider.value)));
+  ctx.signal.addEventListener('abort', () => viewer.destroy());
+
+  const toolButtons: HTMLButtonElement[] = [];
+  const tool = (name: Tool, label: string) => {
+    const b = h('button', { type: 'button', 'aria-pressed': name === 'WindowLevel' ? 'true' : 'false',
+      'data-tool': name, onclick: () => {
+        viewer.setTool(name);
+        for (const other of toolButtons) other.setAttribute('aria-pressed', String(other === b));
+      } }, label);
+    toolButtons.push(b);
+    return b;
+  };
+  const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Viewer tools' },
+    tool('WindowLevel', 'Window/level'), tool('ZoomAndPan', 'Zoom/pan'), tool('Scroll', 'Scroll'),
+    h('span', { class: 'sep', 'aria-hidden': 'true' }),
+    h('button', { type: 'button', onclick: () => viewer.adjustWindow(0, 0.8), 'data-testid': 'more-contrast' }, 'More contrast'),
+    h('button', { type: 'button', onclick: () => viewer.adjustWindow(0, 1.25) }, 'Less contrast'),
+    h('button', { type: 'button', onclick: () => viewer.adjustWindow(-1, 1) }, 'Brighter'),
+    h('button', { type: 'button', onclick: () => viewer.adjustWindow(1, 1) }, 'Darker'),
+    h('button', { type: 'button', onclick: () => viewer.zoom(0.2) }, 'Zoom in'),
+    h('button', { type: 'button', onclick: () => viewer.zoom(-0.2) }, 'Zoom out'),
+    h('button', { type: 'button', onclick: () => viewer.resetView() }, 'Reset'));
+
+  const thumbs = h('ul', { class: 'series-thumbs', 'aria-label': 'Series' });
+  let selected: string | null = null;
+
+  const renderThumbs = () => {
+    thumbs.replaceChildren(...manifest.series.map((se: SeriesEntry) => {
+      const label = `${se.Modality ?? ''} ${se.SeriesDescription || `Series ${se.SeriesNumber ?? ''}`}`.trim();
+      return h('li', {}, h('button', { type: 'button', class: 'series-thumb', 'data-series': se.series_id,
+        'aria-current': se.series_id === selected ? 'true' : 'false',
+        onclick: () => void openSeries(se) },
+      se.preview.url ? h('img', { src: se.preview.url, alt: '', referrerpolicy: 'no-referrer' })
+        : h('span', { class: 'no-preview', 'aria-hidden': 'true' }, se.Modality ?? '?'),
+      h('span', { class: 'label' }, label),
+      h('span', { class: 'count' }, `${se.instance_count ?? '?'} image${se.instance_count === 1 ? '' : 's'}`)));
+    }));
+  };
+
+  let refreshTimer = 0;
+  const scheduleRefresh = () => {
+    window.clearTimeout(refreshTimer);
+    expiry.textContent = `Secure links valid until ${formatDateTime(manifest.expires_at)}` +
+      (source.autoRefresh ? ' (renewed automatically).' : '.');
+    if (shared && manifest.share) {
+      expiry.textContent += ` Shared link expires ${formatDateTime(manifest.share.expires_at)}.`;
+    }
+    if (!source.autoRefresh) return;
+    refreshTimer = window.setTimeout(async () => {
+      try {
+        manifest = await source.manifest(true);
+        renderThumbs();
+        scheduleRefresh();
+      } catch (err) {
+        notice.hidden = false;
+        notice.textContent = `The secure links could not be renewed: ${describeError(err)}`;
+      }
+    }, refreshDelayMs(manifest));
+  };
+  ctx.signal.addEventListener('abort', () => window.clearTimeout(refreshTimer));
+
+  const openSeries = async (se: SeriesEntry) => {
+    selected = se.series_id;
+    renderThumbs();
+    notice.hidden = true;
+    root.dataset.loaded = 'false';
+    try {
+      if (Date.parse(manifest.expires_at) - Date.now() < 10_000) {
+        manifest = await source.manifest(true);
+        scheduleRefresh();
+      }
+      const { instances } = await seriesInstances((t) => source.page(se.series_id, t));
+      const usable = instances.filter((i: InstanceEntry) => i.url && canDecode(i.TransferSyntaxUID));
+      const skipped = instances.filter((i) => i.url && !canDecode(i.TransferSyntaxUID));
+      if (skipped.length) {
+        const names = [...new Set(skipped.map((i) => TRANSFER_SYNTAX_NAMES[i.TransferSyntaxUID ?? ''] ?? i.TransferSyntaxUID))];
+        notice.hidden = false;
+        notice.textContent = `${skipped.length} image${skipped.length === 1 ? '' : 's'} of this series use a compression the browser viewer cannot decode (${names.join(', ')}); the series preview shows one of them.`;
+      }
+      if (!usable.length) {
+        if (!skipped.length) {
+          notice.hidden = false;
+          notice.textContent = 'This series has no images to show (for example a report or a waveform).';
+        }
+        return;
+      }
+      viewer.load(usable.map((i) => i.url!));
+      viewer.element.focus({ preventScroll: true });
+    } catch (err) {
+      notice.hidden = false;
+      notice.textContent = err instanceof ApiError && err.status === 404 && shared
+        ? 'This link has expired or was revoked.' : `The images could not be loaded: ${describeError(err)}`;
+    }
+  };
+
+  root.replaceChildren(
+    h('div', { class: 'page-head' },
+      h('h1', {}, st.StudyDescription || (shared ? 'Shared study' : 'Untitled study')),
+      shared ? null : h('a', { class: 'button', href: `/studies/${manifest.study_id}`, 'data-link': true }, 'Study details')),
+    h('p', { class: 'patient' }, formatPersonName(st.PatientName),
+      st.PatientID ? ` · ID ${st.PatientID}` : '', ` · ${formatDicomDate(st.StudyDate)}`),
+    shared ? h('p', { class: 'notice' }, 'You are viewing a study shared with you. Only this study is visible through this link.') : '',
+    expiry,
+    h('div', { class: 'viewer-layout' },
+      h('nav', { class: 'series-panel', 'aria-label': 'Series' }, thumbs),
+      h('div', { class: 'viewer-main' }, toolbar, notice, progress,
+        h('div', { class: 'viewer-stage' }, viewer.element), slider, status,
+        h('p', { class: 'hint' }, 'Drag to change window/level (or zoom/pan with that tool); mouse wheel or arrow keys move through the images.'))));
+  renderThumbs();
+  scheduleRefresh();
+  const first = manifest.series.find((se) => (se.instance_count ?? 1) > 0) ?? manifest.series[0];
+  if (first) void openSeries(first);
+  else notice.hidden = false, notice.textContent = 'This study has no series yet.';
+}

@@ -1,0 +1,4 @@
+declare module 'virtual:privacy-policy' {
+  const text: string;
+  export default text;
+}

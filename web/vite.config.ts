@@ -1,0 +1,60 @@
+/// <reference types="vitest/config" />
+// Build of the web client. Two things Vite cannot find on its own:
+// - dwv starts its image decoders as module workers at `assets/workers/*.min.js` relative
+//   to the document base (`<base href="/">`), so they are copied there;
+// - the privacy policy is the project's shared text (`../../shared/privacy-policy.txt`,
+//   PACS_POLICY_FILE overrides), imported as `virtual:privacy-policy` and also published
+//   as /privacy-policy.txt.
+import { defineConfig, type Plugin } from 'vite';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+const here = import.meta.dirname;
+const policyFile = process.env.PACS_POLICY_FILE || resolve(here, '../../shared/privacy-policy.txt');
+const dwvWorkers = resolve(here, 'node_modules/dwv/dist/assets/workers');
+
+function pacsAssets(): Plugin {
+  const virtualId = 'virtual:privacy-policy';
+  return {
+    name: 'pacs-assets',
+    resolveId(id) {
+      return id === virtualId ? '\0' + virtualId : null;
+    },
+    load(id) {
+      if (id !== '\0' + virtualId) return null;
+      if (!existsSync(policyFile)) {
+        this.error(`privacy policy not found at ${policyFile} (set PACS_POLICY_FILE)`);
+      }
+      this.addWatchFile(policyFile);
+      return `export default ${JSON.stringify(readFileSync(policyFile, 'utf8'))};`;
+    },
+    generateBundle() {
+      for (const name of readdirSync(dwvWorkers)) {
+        if (!name.endsWith('.min.js')) continue;
+        this.emitFile({ type: 'asset', fileName: `assets/workers/${name}`,
+          source: readFileSync(resolve(dwvWorkers, name)) });
+      }
+      if (existsSync(policyFile)) {
+        this.emitFile({ type: 'asset', fileName: 'privacy-policy.txt',
+          source: readFileSync(policyFile, 'utf8') });
+      }
+    },
+  };
+}
+
+export default defineConfig({
+  base: '/',
+  plugins: [pacsAssets()],
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    sourcemap: false,
+    chunkSizeWarningLimit: 2000,
+    modulePreload: { polyfill: false },
+  },
+  test: {
+    include: ['test/**/*.test.ts'],
+    environment: 'node',
+  },
+});
