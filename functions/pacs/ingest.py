@@ -10,10 +10,13 @@ the results. So duplicate, concurrent and post-crash deliveries converge on the 
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import IO, Any, Callable
+from datetime import UTC, datetime
+from typing import IO, Any
 
 from pacs import dicom_header, indexing, log_events, results, zip_safety
 from pacs.clients import Clients
@@ -24,6 +27,8 @@ from pacs.uploads import FAILED, FINAL_STATUSES, PENDING, PROCESSING, UPLOADS
 
 # Leave this share of the deadline for writing the checkpoint and publishing.
 DEADLINE_SAFETY = 0.8
+# Members parsed and stored at once (their storage and Firestore round trips overlap).
+MEMBER_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ def parse_upload_object(name: str) -> tuple[str, str] | None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _delete_object(clients: Clients, name: str, generation: str) -> None:
@@ -151,25 +156,57 @@ def process(clients: Clients, batch: Batch, now: Callable[[], datetime] = _now,
 def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started: float,
                      budget: float, clock: Callable[[], float],
                      now: Callable[[], datetime]) -> str:
+    """Read members in order (the archive is one stream), and parse and store them on a
+    small pool: storage and Firestore round trips dominate, so they overlap. At most
+    ``2 * MEMBER_WORKERS`` spooled members wait at once, which bounds memory; at a
+    checkpoint the pool is drained first, so the cursor never skips an unfinished member."""
     limits = zip_safety.ZipLimits.from_settings(clients.settings)
     try:
         archive = zip_safety.SafeArchive(reader, limits)
     except zip_safety.ArchiveRejected as err:
         _fail_upload(clients, batch, err.code, now)
         return "done"
-    for member in archive.members():
-        if member.index < batch.cursor:
-            continue
-        if clock() - started > budget:
-            _checkpoint(clients, batch, member.index, now)
-            return "continued"
-        result = _ingest_member(clients, batch, archive, member, now)
-        results.record(clients.firestore, batch.uid, batch.upload_id, result, now())
+    slots = threading.BoundedSemaphore(2 * MEMBER_WORKERS)
+    pending: list[Future] = []
+
+    def finish(index: int, name: str, prepared: Any) -> None:
+        try:
+            result = _store_prepared(clients, batch, index, name, prepared)
+            results.record(clients.firestore, batch.uid, batch.upload_id, result, now())
+        finally:
+            slots.release()
+
+    with ThreadPoolExecutor(max_workers=MEMBER_WORKERS) as pool:
+        try:
+            for member in archive.members():
+                if member.index < batch.cursor:
+                    continue
+                if clock() - started > budget:
+                    _drain(pending)
+                    _checkpoint(clients, batch, member.index, now)
+                    return "continued"
+                prepared = _read_member(clients, archive, member)
+                if isinstance(prepared, FileResult):
+                    results.record(clients.firestore, batch.uid, batch.upload_id, prepared, now())
+                    continue
+                slots.acquire()
+                pending.append(pool.submit(finish, member.index, member.display_name, prepared))
+            _drain(pending)
+        finally:
+            for future in pending:
+                future.cancel()
     return "done"
 
 
-def _ingest_member(clients: Clients, batch: Batch, archive: Any, member: Any,
-                   now: Callable[[], datetime]) -> FileResult:
+def _drain(futures: list[Future]) -> None:
+    """Wait for every submitted member; re-raise the first failure (the event is retried)."""
+    for future in futures:
+        future.result()
+    futures.clear()
+
+
+def _read_member(clients: Clients, archive: Any, member: Any) -> FileResult | tuple:
+    """Classify a member and spool its bytes; a refusal is returned as its result."""
     skip_kinds = {"directory": results.SKIPPED, "dicomdir": results.SKIPPED}
     if member.kind in skip_kinds:
         return FileResult(member.index, member.display_name, skip_kinds[member.kind],
@@ -188,11 +225,11 @@ def _ingest_member(clients: Clients, batch: Batch, archive: Any, member: Any,
                 code = "polyglot" if kind == "polyglot" else ("empty" if not head else "not_dicom")
                 return FileResult(member.index, member.display_name, results.REJECTED,
                                   reason=code, size=member.size)
-            return ingest_one(clients, batch, member.index, member.display_name,
-                              _Prefixed(head, stream), now=now)
+            prepared = _spool(clients, member.index, member.display_name, _Prefixed(head, stream))
     except zip_safety.ArchiveRejected as err:
         return FileResult(member.index, member.display_name, results.REJECTED, reason=err.code,
                           size=member.size)
+    return prepared
 
 
 class _Prefixed:
@@ -210,14 +247,18 @@ class _Prefixed:
         return self._rest.read(n)
 
 
-def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: Any,
-               now: Callable[[], datetime] = _now) -> FileResult:
-    """Spool, parse and store one DICOM file; every refusal becomes a result."""
-    settings = clients.settings
+def _spool(clients: Clients, index: int, name: str, stream: Any) -> FileResult | tuple:
     try:
-        data, size, sha256 = spool(stream, settings.zip_max_member_bytes)
+        return spool(stream, clients.settings.zip_max_member_bytes)
     except MemberTooLarge:
         return FileResult(index, name, results.REJECTED, reason="member_too_large")
+
+
+def _store_prepared(clients: Clients, batch: Batch, index: int, name: str,
+                    prepared: tuple) -> FileResult:
+    """Parse and store one spooled DICOM file; every refusal becomes a result."""
+    settings = clients.settings
+    data, size, sha256 = prepared
     with data:
         if size == 0:
             return FileResult(index, name, results.REJECTED, reason="empty", size=0)
@@ -234,6 +275,15 @@ def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: An
     return FileResult(index, name, stored.status, reason=reason, size=size,
                       study_key=stored.study_key, series_key=stored.series_key,
                       instance_key=stored.instance_key, sha256=sha256)
+
+
+def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: Any,
+               now: Callable[[], datetime] = _now) -> FileResult:
+    """Spool, parse and store one DICOM file; every refusal becomes a result."""
+    prepared = _spool(clients, index, name, stream)
+    if isinstance(prepared, FileResult):
+        return prepared
+    return _store_prepared(clients, batch, index, name, prepared)
 
 
 def _checkpoint(clients: Clients, batch: Batch, cursor: int, now: Callable[[], datetime]) -> None:

@@ -158,7 +158,7 @@ def short_deadline_cloud(tmp_path_factory):
     test_cloud = start_test_cloud(tmp_path_factory.mktemp("short-deadline"),
                                   extra_env={"PACS_EVENT_DEADLINE_SECONDS": "1",
                                              "PACS_UPLOADS_PER_HOUR": "3",
-                                             "PACS_USER_QUOTA_BYTES": str(12 * 1024**2)})
+                                             "PACS_USER_QUOTA_BYTES": str(40 * 1024**2)})
     yield test_cloud
     stop_test_cloud(test_cloud)
     os.environ.clear()
@@ -168,15 +168,15 @@ def short_deadline_cloud(tmp_path_factory):
 def test_checkpointed_batches_continue_through_pubsub(short_deadline_cloud):
     cloud = short_deadline_cloud
     user = cloud.create_user()
-    members = make_instances(150)
+    members = make_instances(400)
     upload_id = upload_bytes(cloud, user, zip_bytes(members), "batches.zip", "application/zip")
     record = wait_final(cloud, upload_id, timeout=240)
     checkpoints = [line for line in cloud.log_lines("on-upload-finalized")
                    + cloud.log_lines("continue-upload")
                    if line.get("event") == "upload_checkpoint" and line.get("upload_id") == upload_id]
     assert len(checkpoints) >= 2
-    assert record["status"] == "complete" and record["counts"]["stored"] == 150
-    _assert_one_object_and_doc_per_instance(cloud, user.uid, 150)
+    assert record["status"] == "complete" and record["counts"]["stored"] == 400
+    _assert_one_object_and_doc_per_instance(cloud, user.uid, 400)
 
 
 def test_quota_and_rate_limits_answer_429(short_deadline_cloud):
@@ -184,7 +184,7 @@ def test_quota_and_rate_limits_answer_429(short_deadline_cloud):
 
     cloud = short_deadline_cloud
     user = cloud.create_user()
-    resp = start_upload(cloud, user, "big.zip", 13 * 1024**2, "application/zip")
+    resp = start_upload(cloud, user, "big.zip", 41 * 1024**2, "application/zip")
     assert resp.status_code == 429 and resp.json()["error"] == "quota_exceeded"
     codes = [start_upload(cloud, user, "a.dcm", 1000, "application/dicom").status_code
              for _ in range(4)]
