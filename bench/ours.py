@@ -4,35 +4,19 @@ last instance searchable and every series preview present."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from bench.workloads import Workload
+from localcloud import procs
 from tests.ingest_helpers import put_session, start_upload, upload_record
 from tests.localcloud_fixture import LocalCloud
 
 
 def peak_rss_mib(cloud: LocalCloud) -> dict[str, float]:
     """Highest VmHWM of any process of each function's process group."""
-    peaks: dict[str, float] = {}
-    for child in cloud.children:
-        name = child.name.split(".", 1)[-1]
-        peak = 0
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) != child.pid:
-                    continue
-                for line in (entry / "status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]))
-            except (OSError, ValueError, IndexError):
-                continue
-        peaks[name] = peak / 1024
-    return peaks
+    return {child.name.split(".", 1)[-1]: procs.group_peak_rss_bytes(child.pid) / 2**20
+            for child in cloud.children}
 
 
 def _done(cloud: LocalCloud, uid: str, upload_id: str, workload: Workload) -> bool:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-
 # Children of a test or bench session die with it, even when it is killed (SIGKILL, OOM):
 # the kernel sends them SIGTERM when their parent exits. ``make up`` leaves this off, since
 # its children must outlive the command that started them.
@@ -90,23 +89,32 @@ def stop_groups(pgids: Sequence[int], timeout: float = 8.0) -> None:
             pass
 
 
-def group_rss_bytes(pgid: int) -> int:
-    """Resident memory of every process in a process group (Linux /proc)."""
-    total = 0
+def _group_status_kib(pgid: int, field: str) -> list[int]:
+    """One ``/proc/<pid>/status`` field (in KiB) of every process in a process group."""
+    values = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             if int(fields[2]) != pgid:
                 continue
             for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+                if line.startswith(field + ":"):
+                    values.append(int(line.split()[1]))
         except (OSError, IndexError, ValueError):
             continue
-    return total
+    return values
+
+
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of every process in a process group (Linux /proc)."""
+    return sum(_group_status_kib(pgid, "VmRSS")) * 1024
+
+
+def group_peak_rss_bytes(pgid: int) -> int:
+    """The highest peak resident memory (VmHWM) of any process in a process group."""
+    return max(_group_status_kib(pgid, "VmHWM"), default=0) * 1024
 
 
 def http_answers(url: str, timeout: float = 0.5) -> bool:

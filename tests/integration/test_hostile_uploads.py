@@ -10,6 +10,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from localcloud import procs
 from tests import hostile
 from tests.ingest_helpers import file_results, instance_objects, upload_bytes, wait_final
 from tests.localcloud_fixture import wait_for
@@ -45,22 +46,9 @@ def test_empty_file_is_refused_before_any_byte_is_sent(cloud, tmp_path):
 
 
 def _peak_rss_kib(cloud, function: str) -> int:
-    """Highest VmHWM among the function's worker processes (its process group)."""
+    """Highest VmHWM among the function's processes (its process group)."""
     child = next(c for c in cloud.children if c.name.endswith(f".{function}"))
-    peak = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != child.pid:
-                continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except (OSError, ValueError, IndexError):
-            continue
-    return peak
+    return procs.group_peak_rss_bytes(child.pid) // 1024
 
 
 @pytest.mark.parametrize("make,status,reasons", ARCHIVES, ids=[a[0].__name__ for a in ARCHIVES])
