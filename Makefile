@@ -72,7 +72,7 @@ deploy: install
 lock:
 	$(PY) -m pip install -q -r requirements.in
 	(echo "# Generated from requirements.in by 'make lock': every package of the project venv, pinned."; \
-	 $(PY) -m pip freeze --exclude-editable | grep -v '^-e') > requirements-dev.txt
+	 $(PY) -m pip freeze --all --exclude-editable | grep -v -e '^-e' -e '^pip==') > requirements-dev.txt
 
 clean: down
 	rm -rf .localcloud
