@@ -10,6 +10,7 @@ first checks that every instance this upload stored in the series is indexed, an
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -72,27 +73,37 @@ def settle_series(clients: Clients, payload: dict[str, Any],
     series_update = {"instance_count": len(docs), "total_bytes": sum(d.get("size", 0) for d in docs),
                      "counts_at": computed_at}
     _guarded_update(fs, series_ref, series_update, computed_at)
-    _settle_study(fs, study, computed_at)
     preview_status = _build_preview(clients, uid, study, series, series_snap.to_dict(), docs, now)
+    # Once per series, after its counts and preview: the study document takes one write here.
+    _settle_study(fs, study, now())
     log_events.series_settled(uid, series[:16], len(docs), preview_status)
     return "settled"
 
 
-def _guarded_update(fs: Any, ref: Any, update: dict[str, Any], computed_at: datetime) -> None:
+def _guarded_update(fs: Any, ref: Any, update: dict[str, Any], computed_at: datetime,
+                    attempts: int = 20) -> None:
     """Write counts unless a computation that started later already wrote (a slower,
-    older computation must not overwrite a newer one)."""
-    from google.cloud import firestore
+    older computation must not overwrite a newer one).
 
-    @firestore.transactional
-    def apply(transaction):
-        snap = ref.get(transaction=transaction)
+    A compare-and-set on the document's update time rather than a transaction: series of
+    one study settle concurrently, and transactions on the study document serialize (and,
+    on the emulator, abort) where a precondition failure just re-reads and tries again.
+    """
+    from google.api_core.exceptions import FailedPrecondition
+
+    for attempt in range(attempts):
+        snap = ref.get()
         if not snap.exists:
             return
         previous = (snap.to_dict() or {}).get("counts_at")
-        if previous is None or previous <= computed_at:
-            transaction.update(ref, update)
-
-    apply(fs.transaction())
+        if previous is not None and previous > computed_at:
+            return
+        try:
+            ref.update(update, option=fs.write_option(last_update_time=snap.update_time))
+            return
+        except FailedPrecondition:
+            time.sleep(min(0.5, 0.01 * 2**attempt))
+    raise TransientError("counts kept changing underneath; retry later")
 
 
 def _settle_study(fs: Any, study: str, computed_at: datetime) -> None:
@@ -150,7 +161,6 @@ def _build_preview(clients: Clients, uid: str, study: str, series: str,
     except (preview.PreviewFailed, dicom_header.HeaderRejected) as err:
         series_ref.update({"preview": {"status": "failed", "reason": err.code,
                                        "instance_key": middle["key"]}})
-        _settle_study(clients.firestore, study, now())
         return "failed"
     media_type = preview.preview_media_type(image)
     name = ids.preview_object(uid, study, series, media_type.split("/")[1].replace("jpeg", "jpg"))
@@ -159,5 +169,4 @@ def _build_preview(clients: Clients, uid: str, study: str, series: str,
     series_ref.update({"preview": {"status": "ready", "object": name, "media_type": media_type,
                                    "generation": str(out.generation),
                                    "instance_key": middle["key"], "built_at": now()}})
-    _settle_study(clients.firestore, study, now())
     return "ready"
