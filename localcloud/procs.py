@@ -4,6 +4,7 @@ logged to one folder, and stopped by process group so no grandchild is left behi
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -25,11 +26,12 @@ def tie_children_to_this_process() -> None:
     _tie_to_parent = True
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+def _tied(argv: Sequence[str]) -> list[str]:
+    """Prefix ``argv`` so the kernel sends it SIGTERM when its parent dies. util-linux's
+    ``setpriv`` sets PR_SET_PDEATHSIG and execs, so no Python runs between fork and exec
+    (a ``preexec_fn`` would fork a process that has gRPC threads, which can abort)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
 
 
 @dataclass
@@ -50,9 +52,8 @@ def spawn(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path,
     log_path = log_dir / f"{name}.log"
     log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
     process = subprocess.Popen(
-        list(argv), env=dict(env), stdout=log, stderr=subprocess.STDOUT,
+        _tied(argv) if _tie_to_parent else list(argv), env=dict(env), stdout=log, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True,
-        preexec_fn=_die_with_parent if _tie_to_parent else None,
     )
     log.close()
     return Child(name, process, log_path)

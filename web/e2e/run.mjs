@@ -203,8 +203,12 @@ const scenarios = {
       await page.mouse.move(box.x + box.width / 2 + i * 12, box.y + box.height / 2 + i * 8);
     }
     await page.mouse.up();
-    await page.waitForTimeout(400);
-    const afterDrag = await canvasStats(page);
+    // The viewer redraws asynchronously; on a loaded machine that can take a while.
+    let afterDrag = await canvasStats(page);
+    for (let tries = 0; tries < 30 && afterDrag.hash === before.hash; tries += 1) {
+      await page.waitForTimeout(200);
+      afterDrag = await canvasStats(page);
+    }
     const wlAfter = await page.locator('.viewer-page').getAttribute('data-wl');
     await page.getByTestId('more-contrast').click();
     await page.waitForTimeout(300);
