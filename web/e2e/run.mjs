@@ -211,8 +211,11 @@ const scenarios = {
     }
     const wlAfter = await page.locator('.viewer-page').getAttribute('data-wl');
     await page.getByTestId('more-contrast').click();
-    await page.waitForTimeout(300);
-    const afterButton = await canvasStats(page);
+    let afterButton = await canvasStats(page);
+    for (let tries = 0; tries < 30 && afterButton.hash === afterDrag.hash; tries += 1) {
+      await page.waitForTimeout(200);
+      afterButton = await canvasStats(page);
+    }
     await shot(page, '07-viewer-window-level');
 
     // A compressed series (RLE MR) decodes too.
