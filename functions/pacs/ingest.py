@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from pacs import dicom_header, indexing, log_events, results, zip_safety
+from pacs import dicom_header, ids, indexing, log_events, results, zip_safety
 from pacs.clients import Clients
 from pacs.events import StorageObjectEvent
 from pacs.instance_store import MemberTooLarge, spool, store_instance
@@ -168,6 +168,7 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
         return "done"
     slots = threading.BoundedSemaphore(2 * MEMBER_WORKERS)
     pending: list[Future] = []
+    by_instance: dict[str, Future] = {}
 
     def finish(index: int, name: str, prepared: Any) -> None:
         try:
@@ -189,8 +190,16 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                 if isinstance(prepared, FileResult):
                     results.record(clients.firestore, batch.uid, batch.upload_id, prepared, now())
                     continue
+                # Two members holding one SOP Instance UID: the earlier one is written first,
+                # so "first copy kept" follows the archive's order, not thread timing.
+                key = ids.instance_key(clients.settings.hash_key, batch.uid,
+                                       prepared[3].fields["SOPInstanceUID"])
+                if key in by_instance:
+                    by_instance[key].result()
                 slots.acquire()
-                pending.append(pool.submit(finish, member.index, member.display_name, prepared))
+                future = pool.submit(finish, member.index, member.display_name, prepared)
+                by_instance[key] = future
+                pending.append(future)
             _drain(pending)
         finally:
             for future in pending:
@@ -248,27 +257,31 @@ class _Prefixed:
 
 
 def _spool(clients: Clients, index: int, name: str, stream: Any) -> FileResult | tuple:
+    """Spool and parse one file: (data, size, sha256, header), or its refusal."""
+    settings = clients.settings
     try:
-        return spool(stream, clients.settings.zip_max_member_bytes)
+        data, size, sha256 = spool(stream, settings.zip_max_member_bytes)
     except MemberTooLarge:
         return FileResult(index, name, results.REJECTED, reason="member_too_large")
+    if size == 0:
+        data.close()
+        return FileResult(index, name, results.REJECTED, reason="empty", size=0)
+    try:
+        header = dicom_header.read_header(data, size, max_header_bytes=settings.header_max_bytes,
+                                          inflate_max_bytes=settings.inflate_max_bytes)
+    except dicom_header.HeaderRejected as err:
+        data.close()
+        return FileResult(index, name, results.REJECTED, reason=err.code, size=size)
+    return data, size, sha256, header
 
 
 def _store_prepared(clients: Clients, batch: Batch, index: int, name: str,
                     prepared: tuple) -> FileResult:
-    """Parse and store one spooled DICOM file; every refusal becomes a result."""
-    settings = clients.settings
-    data, size, sha256 = prepared
+    """Store one spooled, parsed DICOM file and classify the outcome."""
+    data, size, sha256, header = prepared
     with data:
-        if size == 0:
-            return FileResult(index, name, results.REJECTED, reason="empty", size=0)
-        try:
-            header = dicom_header.read_header(data, size, max_header_bytes=settings.header_max_bytes,
-                                              inflate_max_bytes=settings.inflate_max_bytes)
-        except dicom_header.HeaderRejected as err:
-            return FileResult(index, name, results.REJECTED, reason=err.code, size=size)
-        stored = store_instance(clients.storage, settings, batch.uid, batch.upload_id, index, data,
-                                size, sha256, header)
+        stored = store_instance(clients.storage, clients.settings, batch.uid, batch.upload_id,
+                                index, data, size, sha256, header)
     reason = {results.DUPLICATE: "duplicate", results.CONFLICT: "conflict"}.get(stored.status)
     log_events.instance_stored(batch.uid, batch.upload_id, index, stored.status,
                                stored.instance_key[:16])

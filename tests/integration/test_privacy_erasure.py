@@ -344,6 +344,13 @@ def test_one_failing_location_never_stops_the_others(empty_cloud):
     user, study = _seed_user(cloud, pid)
     clients, settings = cloud.clients(), cloud.settings()
     fs = clients.firestore
+    # Let the seeded objects' finalize events be handled first: once the erasure marker
+    # exists, the indexer itself deletes late-arriving objects, which this test must not see.
+    objects = list(clients.storage.list_blobs(cloud.buckets["instances"], prefix=f"{user.uid}/"))
+    wait_for(lambda: sum(1 for line in cloud.log_lines("on-instance-finalized")
+                         if line.get("event") == "instance_indexed"
+                         and line.get("uid") == user.uid) >= len(objects),
+             timeout=60, what="seeded objects to be indexed")
     # The retention job's reconcile cursor happens to stop at one of the user's objects.
     cursor = fs.collection("retention_state").document("reconcile")
     cursor.set({"phase": "instances", "cursor": f"{user.uid}/{study}/x.dcm"})
