@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
 from pacs import log_events
@@ -46,11 +47,11 @@ def not_implemented(function: str) -> tuple[Any, int, dict[str, str]]:
 
 def event_too_old(event_time: str, settings) -> bool:
     """Eventarc retries for 24 h; past the configured max age an event is dropped (logged)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from pacs.events import event_age_seconds
 
-    return event_age_seconds(event_time, datetime.now(timezone.utc)) > settings.event_max_age_seconds
+    return event_age_seconds(event_time, datetime.now(UTC)) > settings.event_max_age_seconds
 
 
 def run_event(function: str, call: Callable[[], Any], **ids: Any) -> Any:
@@ -67,3 +68,26 @@ def run_event(function: str, call: Callable[[], Any], **ids: Any) -> Any:
     except Exception as err:  # noqa: BLE001 - classified and re-raised below
         log_events.unexpected_error(function, type(err).__name__, **ids)
         raise TransientError("unexpected error; will be retried") from None
+
+
+def run_storage_event(function: str, event: Any, bucket_role: str,
+                      handle: Callable[[Any, Any], Any]) -> Any:
+    """The shared body of a storage-triggered entry point: log the delivery, ignore other
+    buckets' events and events past the maximum age (both decided before any cloud client
+    is built), then run ``handle(clients, storage_event)`` under :func:`run_event`."""
+    from pacs import events
+    from pacs.clients import default_clients
+    from pacs.settings import get_settings
+
+    attributes = dict(event.get_attributes())
+    log_events.event_received(function, attributes)
+    storage_event = events.storage_event(attributes, event.get_data() or {})
+    settings = get_settings()
+    if storage_event.bucket != getattr(settings, f"{bucket_role}_bucket"):
+        log_events.event_ignored(function, storage_event.bucket, "other_bucket")
+        return None
+    if event_too_old(storage_event.time, settings):
+        log_events.event_expired(function, attributes.get("id", ""))
+        return None
+    clients = default_clients()
+    return run_event(function, lambda: handle(clients, storage_event), ce_id=attributes.get("id"))

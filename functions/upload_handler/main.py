@@ -2,12 +2,10 @@
 continue a checkpointed archive (Pub/Sub)."""
 
 import functions_framework
-
-from pacs import events, guard, http, ingest, log_events, uploads
+from pacs import events, guard, http, ingest, uploads
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest
-from pacs.settings import get_settings
 
 guard.assert_safe_environment()
 
@@ -31,20 +29,7 @@ def create_upload(request):
 @functions_framework.cloud_event
 def on_upload_finalized(event):
     """Finalize in the uploads bucket: check against the record, unzip safely, store."""
-    attributes = dict(event.get_attributes())
-    log_events.event_received("on_upload_finalized", attributes)
-    storage_event = events.storage_event(attributes, event.get_data() or {})
-    settings = get_settings()
-    if storage_event.bucket != settings.uploads_bucket:  # decided before any client is built
-        log_events.event_ignored("on_upload_finalized", storage_event.bucket, "other_bucket")
-        return
-    if http.event_too_old(storage_event.time, settings):
-        log_events.event_expired("on_upload_finalized", attributes.get("id", ""))
-        return
-    clients = default_clients()
-    http.run_event("on_upload_finalized",
-                   lambda: ingest.handle_upload_finalized(clients, storage_event),
-                   ce_id=attributes.get("id"))
+    http.run_storage_event("on_upload_finalized", event, "uploads", ingest.handle_upload_finalized)
 
 
 @functions_framework.cloud_event
