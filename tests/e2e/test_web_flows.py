@@ -40,8 +40,9 @@ def test_signup_upload_results_search_and_viewer(web, zip_file):
     assert "No studies match" in out["emptyText"]
     # A real image on the canvas, and window/level changes its pixels.
     assert out["before"]["litFraction"] > 0.05 and out["before"]["std"] > 5, out["before"]
-    assert out["afterDrag"]["hash"] != out["before"]["hash"]
-    assert out["wlAfter"] != out["wlBefore"]
+    drag = {k: out[k] for k in ("dragTarget", "box", "wlBefore", "wlAfter")}
+    assert out["afterDrag"]["hash"] != out["before"]["hash"], drag
+    assert out["wlAfter"] != out["wlBefore"], drag
     assert out["afterButton"]["hash"] != out["afterDrag"]["hash"]
     assert out["rle"]["litFraction"] > 0.05 and out["rle"]["std"] > 5, out["rle"]
     assert "renewed automatically" in out["expiryText"]

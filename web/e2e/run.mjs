@@ -36,6 +36,8 @@ async function newPage(browser, opts = {}) {
 }
 
 async function decideConsent(page, accept) {
+  // The banner is added by the app's boot code: wait for it before deciding it is absent.
+  await page.waitForSelector('html[data-ready="true"]');
   const banner = page.getByTestId('consent-banner');
   if (await banner.isVisible().catch(() => false)) {
     await page.getByTestId(accept ? 'consent-accept' : 'consent-reject').click();
@@ -197,6 +199,11 @@ const scenarios = {
     const stage = page.locator('.viewer-stage');
     const box = await stage.boundingBox();
     const wlBefore = await page.locator('.viewer-page').getAttribute('data-wl');
+    const dragTarget = await page.evaluate(([x, y]) => {
+      const el = document.elementFromPoint(x, y);
+      return { tag: el?.tagName, cls: String(el?.className ?? ''), layer: el?.closest('.layer')?.id ?? null,
+        scrollY: window.scrollY, innerHeight: window.innerHeight };
+    }, [box.x + box.width / 2, box.y + box.height / 2]);
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await page.mouse.down();
     for (let i = 1; i <= 10; i += 1) {
@@ -226,7 +233,7 @@ const scenarios = {
     const expiryText = await page.getByTestId('link-expiry').textContent();
     await shot(page, '08-viewer-rle');
     return { droppedResult, serverStatus, results, samples: samples.slice(0, 5).concat(samples.slice(-2)), listed, previews,
-      overflow, byModality, byName, emptyText, before, afterDrag, afterButton, wlBefore, wlAfter, rle, expiryText,
+      overflow, byModality, byName, emptyText, before, afterDrag, afterButton, wlBefore, wlAfter, dragTarget, box, rle, expiryText,
       errors };
   },
 

@@ -163,6 +163,8 @@ async function boot(): Promise<void> {
   history.pushState = (...args: Parameters<typeof history.pushState>) => { push(...args); pageView(); };
   onConsentChange((c) => { if (c?.analytics) { lastPath = ''; pageView(); } });
   pageView();
+  // Lets scripted checks (and the e2e run) know the banner decision is in place.
+  document.documentElement.dataset.ready = 'true';
 }
 
 void boot();
