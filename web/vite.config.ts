@@ -45,6 +45,8 @@ function pacsAssets(): Plugin {
 export default defineConfig({
   base: '/',
   plugins: [pacsAssets()],
+  // The transcoding worker is a module worker (it imports the CharLS module and its .wasm).
+  worker: { format: 'es' },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

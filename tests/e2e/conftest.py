@@ -76,17 +76,34 @@ def account(web: WebStack):
     return user
 
 
-def ingest(web: WebStack, user, zip_path: Path) -> list[dict]:
+def ingest(web: WebStack, user, zip_path: Path, instances: int = 3) -> list[dict]:
     from tests.ingest_helpers import upload_bytes, wait_final, wait_settled
 
     upload_id = upload_bytes(web.cloud, user, zip_path.read_bytes(), "cd-export.zip",
                              "application/zip")
     wait_final(web.cloud, upload_id)
-    wait_settled(web.cloud, user.uid, 3)
+    wait_settled(web.cloud, user.uid, instances)
     import requests
 
     studies = requests.get(web.url + "/api/studies", headers=user.headers(), timeout=30).json()
     return studies["studies"]
+
+
+@pytest.fixture(scope="session")
+def viewer_account(web: WebStack, tmp_path_factory):
+    """One user with the viewer's studies (JPEG-LS, deflated, a series of slices), shared by
+    the viewer and accessibility tests: the user and the studies by patient name."""
+    import requests
+
+    from tests.e2e.viewer_data import viewer_zip
+
+    user = web.cloud.create_user(f"e2e-viewer-{uuid.uuid4().hex[:10]}@example.test")
+    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
+                         headers=user.headers(), timeout=30)
+    assert resp.status_code in (200, 201), resp.text
+    path, instances = viewer_zip(tmp_path_factory.mktemp("viewer") / "viewer.zip")
+    studies = ingest(web, user, path, instances)
+    return user, {s["PatientName"]: s for s in studies}
 
 
 def vitest() -> subprocess.CompletedProcess:

@@ -26,8 +26,11 @@ def test_production_headers_are_strict():
     headers = hosting.headers_for("/index.html", section)
     csp = csp_of(section)
     assert csp["default-src"] == ["'self'"]
-    assert csp["script-src"] == ["'self'"], "no inline or eval scripts"
+    # No inline script and no JavaScript eval; 'wasm-unsafe-eval' lets the viewer compile
+    # its JPEG-LS decoder (WebAssembly) and nothing else.
+    assert csp["script-src"] == ["'self'", "'wasm-unsafe-eval'"], "no inline or eval scripts"
     assert "'unsafe-inline'" not in " ".join(sum(csp.values(), []))
+    assert "'unsafe-eval'" not in " ".join(sum(csp.values(), []))
     assert csp["object-src"] == ["'none'"] and csp["frame-ancestors"] == ["'none'"]
     assert csp["base-uri"] == ["'self'"] and csp["form-action"] == ["'self'"]
     assert "upgrade-insecure-requests" in csp
@@ -61,7 +64,7 @@ def test_local_server_serves_app_config_and_headers(web):
     page = requests.get(web.url + "/studies/abc", timeout=10)  # a client-side route
     assert page.status_code == 200 and '<div id="app">' in page.text
     csp = page.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "script-src 'self' 'wasm-unsafe-eval';" in csp and "frame-ancestors 'none'" in csp
     # Locally the emulators' origins are allowed too; production's file is unchanged.
     storage = web.cloud.env["STORAGE_EMULATOR_HOST"]
     assert storage in csp and "upgrade-insecure-requests" not in csp
@@ -71,6 +74,11 @@ def test_local_server_serves_app_config_and_headers(web):
     assert cfg["emulators"]["auth"] == "same-origin"
     worker = requests.get(web.url + "/assets/workers/jpeg2000.worker.min.js", timeout=10)
     assert worker.status_code == 200 and "javascript" in worker.headers["Content-Type"]
+    # The JPEG-LS decoder: streaming compilation wants the WebAssembly media type.
+    wasm = next((config.ROOT / "web" / "dist" / "assets").glob("charlswasm_decode-*.wasm"))
+    served = requests.get(f"{web.url}/assets/{wasm.name}", timeout=10)
+    assert served.status_code == 200 and served.headers["Content-Type"] == "application/wasm"
+    assert served.content[:4] == b"\0asm"
     assert requests.get(web.url + "/privacy-policy.txt", timeout=10).text.startswith("Privacy Policy")
 
 

@@ -370,6 +370,22 @@ const scenarios = {
     return { progressSeen, link, archive, rows, signedOut, errors };
   },
 
+  /** Transfer syntaxes dwv cannot read (JPEG-LS, deflated), transcoded in the browser. */
+  async decode(browser) {
+    const { page, errors } = await newPage(browser);
+    await signIn(page, args.url, args.email, args.password);
+    const out = {};
+    for (const { id, label } of args.studies) {
+      await page.goto(`${args.url}/viewer/${id}`);
+      const stats = await waitForImage(page);
+      const notice = page.locator('.viewer-main .notice');
+      out[label] = { stats, notice: (await notice.isVisible()) ? await notice.textContent() : null,
+        status: await page.getByTestId('viewer-status').textContent() };
+      await shot(page, `21-viewer-${label}`);
+    }
+    return { ...out, errors };
+  },
+
   /** Automatic logoff after the configured idle time. */
   async idle(browser) {
     const { page } = await newPage(browser);

@@ -1,6 +1,11 @@
 // The DICOM viewer: dwv (canvas 2D, decoders for JPEG baseline/extended/lossless, JPEG 2000
-// and RLE in module workers). Tools: window/level, zoom/pan, scroll; keyboard equivalents.
+// and RLE in module workers). JPEG-LS and deflated files, which dwv cannot read, are fetched
+// here and rewritten as Explicit VR Little Endian in a worker first (src/dicom/).
+// Tools: window/level, zoom/pan, scroll; keyboard equivalents.
 import { App, AppOptions, ToolConfig, ViewConfig, WindowLevel } from 'dwv';
+import { needsTranscode } from '../dicom/transcode';
+import { fetchSeries, type SeriesItem } from './fetch-series';
+import { Transcoder } from './transcoder';
 
 export type Tool = 'WindowLevel' | 'ZoomAndPan' | 'Scroll';
 
@@ -29,7 +34,7 @@ export const TRANSFER_SYNTAX_NAMES: Record<string, string> = {
 };
 
 export function canDecode(transferSyntax: string | undefined): boolean {
-  return !transferSyntax || DECODABLE.has(transferSyntax);
+  return !transferSyntax || DECODABLE.has(transferSyntax) || needsTranscode(transferSyntax);
 }
 
 export interface ViewerEvents {
@@ -46,6 +51,8 @@ export class DicomViewer {
   private app: App;
   private loaded = false;
   private divId: string;
+  private fetching?: AbortController;
+  private transcoder?: Transcoder;
 
   constructor(private events: ViewerEvents = {}) {
     counter += 1;
@@ -80,11 +87,31 @@ export class DicomViewer {
     if (this.loaded) this.app.fitToContainer();
   };
 
-  load(urls: string[]): void {
+  load(items: SeriesItem[]): void {
     this.loaded = false;
+    this.fetching?.abort();
+    this.fetching = undefined;
     this.app.abortAllLoads();
     this.app.reset();
-    this.app.loadURLs(urls);
+    if (!items.some((i) => needsTranscode(i.transferSyntax))) {
+      this.app.loadURLs(items.map((i) => i.url));
+      return;
+    }
+    const fetching = (this.fetching = new AbortController());
+    this.transcoder ??= new Transcoder();
+    const transcoder = this.transcoder;
+    void fetchSeries(items, { signal: fetching.signal, transcode: (b) => transcoder.transcode(b),
+      onProgress: (p) => this.events.onProgress?.(p) }).then(({ buffers, failures }) => {
+      if (fetching.signal.aborted) return;
+      if (failures.length) {
+        this.events.onError?.(`${failures.length} of ${items.length} images could not be converted for the browser (${[...new Set(failures)].join('; ')})`);
+      }
+      if (buffers.length) {
+        this.app.loadImageObject(buffers.map((data, i) => ({ name: `${i}`, filename: `${i}.dcm`, data })));
+      }
+    }, (err) => {
+      if (!fetching.signal.aborted) this.events.onError?.(err instanceof Error ? err.message : String(err));
+    });
   }
 
   setTool(tool: Tool): void {
@@ -171,6 +198,8 @@ export class DicomViewer {
 
   destroy(): void {
     window.removeEventListener('resize', this.onResize);
+    this.fetching?.abort();
+    this.transcoder?.terminate();
     try {
       this.app.abortAllLoads();
       this.app.reset();

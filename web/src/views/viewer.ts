@@ -190,7 +190,7 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
         }
         return;
       }
-      viewer.load(usable.map((i) => i.url!));
+      viewer.load(usable.map((i) => ({ url: i.url!, transferSyntax: i.TransferSyntaxUID })));
       viewer.element.focus({ preventScroll: true });
     } catch (err) {
       notice.hidden = false;
