@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,12 +27,25 @@ def run_orthanc(paths: list[Path]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--workloads", default="W1,W2",
+                        help="comma-separated workload names (default: W1,W2)")
+    parser.add_argument("--no-orthanc", action="store_true", help="skip the Orthanc anchor")
+    parser.add_argument("--no-search", action="store_true", help="skip the 10,000-study search")
+    parser.add_argument("--big-archive-gb", type=float, default=0.0,
+                        help="also ingest an archive of about this many GB and report peak RSS")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="pacs-bench-"))
-    built = workloads.build_all(tmp / "workloads")
-    print(f"workloads: " + ", ".join(f"{w.name} {w.instances} instances, "
-                                     f"{w.path.stat().st_size / 1e6:.0f} MB zip" for w in built))
-    orthanc = run_orthanc([w.path for w in built])
+    wanted = {n.strip() for n in args.workloads.split(",") if n.strip()}
+    built = [w for w in workloads.build_all(tmp / "workloads", wanted)]
+    print("workloads: " + ", ".join(f"{w.name} {w.instances} instances, "
+                                    f"{w.path.stat().st_size / 1e6:.0f} MB zip" for w in built))
+    orthanc = {} if args.no_orthanc else run_orthanc([w.path for w in built])
     cloud = start_test_cloud(tmp / "cloud")
     results: dict = {"when": datetime.now(timezone.utc).isoformat(), "workloads": {}}
     try:
@@ -42,12 +57,16 @@ def main() -> int:
             figures["orthanc_per_s"] = o["instances"] / o["seconds"] if o else None
             results["workloads"][w.name] = figures
         results["peak_rss_mib"] = ours.peak_rss_mib(cloud)
-        from bench import search_bench
+        if args.big_archive_gb:
+            results["big_archive"] = ours.big_archive(cloud, tmp / "big", args.big_archive_gb)
+        if not args.no_search:
+            from bench import search_bench
 
-        results["search"] = search_bench.run(cloud)
-        results["orthanc_find"] = orthanc.get("find")
+            results["search"] = search_bench.run(cloud)
+            results["orthanc_find"] = orthanc.get("find")
     finally:
         stop_test_cloud(cloud)
+        shutil.rmtree(tmp, ignore_errors=True)
     report(results)
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
@@ -70,9 +89,16 @@ def report(results: dict) -> None:
               f"{f['parse_ceiling_per_s']:11.1f} {_ratio(f['instances_per_s'], f['orthanc_per_s']):>12s} "
               f"{_ratio(f['instances_per_s'], f['cloud_ceiling_per_s']):>10s} "
               f"{_ratio(f['instances_per_s'], f['parse_ceiling_per_s']):>10s}")
-    print(f"Firestore writes per instance: {ceilings.WRITES_PER_INSTANCE} "
-          "(result, instance, series create, study create) + settle writes per series")
+    for name, f in results["workloads"].items():
+        print(f"{name}: all stored at {f['stored_s']:.1f} s, all indexed at {f['indexed_s']:.1f} s, "
+              f"series settled at {f['settled_s']:.1f} s")
+    print(f"Firestore writes: {ceilings.WRITES_DESCRIPTION}")
     print("peak RSS (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in results["peak_rss_mib"].items()))
+    big = results.get("big_archive")
+    if big:
+        print(f"big archive: {big['archive_bytes'] / 1e9:.2f} GB, {big['instances']} instances, "
+              f"{big['instances_per_s']:.1f} inst/s; peak RSS (MiB) after it: "
+              + ", ".join(f"{k} {v:.0f}" for k, v in big["peak_rss_mib"].items()))
     s, o = results.get("search") or {}, results.get("orthanc_find") or {}
     if s:
         print(f"search over {s['studies']} studies: p50 {s['p50_ms']:.1f} ms, p95 {s['p95_ms']:.1f} ms; "

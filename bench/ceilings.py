@@ -14,8 +14,12 @@ from pacs import dicom_header
 
 from bench.workloads import Workload, members
 
-# Firestore writes our ingest makes per instance: result, instance, series create, study create.
-WRITES_PER_INSTANCE = 4
+# The Firestore writes our ingest makes: per instance its document (one request each) and its
+# result (committed in batches of RESULT_BATCH); per series two (series and study created).
+RESULT_BATCH = 50
+WRITES_DESCRIPTION = ("2 per instance (instance document; per-file result, batched by "
+                      f"{RESULT_BATCH}) + 2 per series (series and study created) "
+                      "+ settle writes per series")
 
 
 def parse_ceiling(workload: Workload) -> float:
@@ -31,16 +35,25 @@ def parse_ceiling(workload: Workload) -> float:
 
 
 def local_cloud_ceiling(workload: Workload, clients, threads: int = 8) -> float:
-    """Instances per second for the bare writes: one object and four documents each."""
+    """Instances per second for the bare writes, shaped as ours: one object and one document
+    each, results in batches, two documents per series."""
     bucket = clients.storage.bucket(clients.settings.instances_bucket)
     fs = clients.firestore
     blobs = members(workload)
     run = uuid.uuid4().hex
+    per_series = -(-workload.instances // workload.series)
 
     def write(i: int) -> None:
+        if i % per_series == 0:
+            for k in ("series", "study"):
+                fs.collection("ceiling").document(f"{run}-{i}-{k}").set({"i": i})
         bucket.blob(f"ceiling-{run}/{i}.dcm").upload_from_string(blobs[i], if_generation_match=0)
-        for k in range(WRITES_PER_INSTANCE):
-            fs.collection("ceiling").document(f"{run}-{i}-{k}").set({"i": i, "k": k})
+        fs.collection("ceiling").document(f"{run}-{i}").set({"i": i})
+        if i % RESULT_BATCH == RESULT_BATCH - 1 or i == workload.instances - 1:
+            batch = fs.batch()
+            for j in range(i - i % RESULT_BATCH, i + 1):
+                batch.set(fs.collection("ceiling").document(f"{run}-{j}-result"), {"j": j})
+            batch.commit()
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:

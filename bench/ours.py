@@ -4,12 +4,14 @@ last instance searchable and every series preview present."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from bench.workloads import Workload
 from localcloud import procs
-from tests.ingest_helpers import put_session, start_upload, upload_record
+from tests.ingest_helpers import start_upload, upload_record
 from tests.localcloud_fixture import LocalCloud
 
 
@@ -19,34 +21,67 @@ def peak_rss_mib(cloud: LocalCloud) -> dict[str, float]:
             for child in cloud.children}
 
 
-def _done(cloud: LocalCloud, uid: str, upload_id: str, workload: Workload) -> bool:
+def _phase(cloud: LocalCloud, uid: str, upload_id: str, workload: Workload) -> str:
+    """How far an upload got: ``storing``, ``indexing``, ``settling`` or ``done``."""
     fs = cloud.clients().firestore
     if upload_record(cloud, upload_id).get("status") not in ("complete", "partial", "failed"):
-        return False
+        return "storing"
     instances = fs.collection_group("instances").where(filter=FieldFilter("owner", "==", uid))
     if instances.count().get()[0][0].value < workload.instances:
-        return False
+        return "indexing"
     series = [s.to_dict() for s in fs.collection_group("series").where(
         filter=FieldFilter("owner", "==", uid)).stream()]
-    return len(series) == workload.series and all(
-        (s.get("preview") or {}).get("status") == "ready" for s in series)
+    if len(series) == workload.series and all(
+            (s.get("preview") or {}).get("status") == "ready" for s in series):
+        return "done"
+    return "settling"
+
+
+def _put_file(session_url: str, path: Path) -> None:
+    """One PUT streamed from disk (a 2 GB archive never sits in the bench's memory)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        resp = requests.put(session_url, data=f, timeout=3600,
+                            headers={"Content-Range": f"bytes 0-{size - 1}/{size}"})
+    resp.raise_for_status()
 
 
 def ingest(cloud: LocalCloud, workload: Workload, timeout: float = 1800) -> dict:
     user = cloud.create_user()
-    data = workload.path.read_bytes()
-    resp = start_upload(cloud, user, workload.path.name, len(data), "application/zip")
+    size = workload.path.stat().st_size
+    resp = start_upload(cloud, user, workload.path.name, size, "application/zip")
     resp.raise_for_status()
     body = resp.json()
-    put_session(body["session_url"], data)  # returns when the object is finalized
+    _put_file(body["session_url"], workload.path)  # returns when the object is finalized
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
-    while not _done(cloud, user.uid, body["upload_id"], workload):
+    phases: dict[str, float] = {}
+    while (phase := _phase(cloud, user.uid, body["upload_id"], workload)) != "done":
+        phases.setdefault(phase, time.perf_counter() - started)
         if time.monotonic() > deadline:
             raise TimeoutError(f"{workload.name} did not finish in {timeout} s")
         time.sleep(0.25)
     seconds = time.perf_counter() - started
+    # When each phase was first seen: storing ends when the upload record is final, indexing
+    # when every instance document exists, settling when every series preview is ready.
+    ends = {"stored_s": phases.get("indexing", phases.get("settling", seconds)),
+            "indexed_s": phases.get("settling", seconds), "settled_s": seconds}
     counts = upload_record(cloud, body["upload_id"]).get("counts", {})
     return {"seconds": seconds, "instances_per_s": workload.instances / seconds,
             "mb_per_s": workload.instance_bytes / 1e6 / seconds,
-            "ms_per_instance": seconds * 1000 / workload.instances, "counts": counts}
+            "ms_per_instance": seconds * 1000 / workload.instances, "counts": counts, **ends}
+
+
+def big_archive(cloud: LocalCloud, out_dir: Path, gigabytes: float) -> dict:
+    """Ingest one archive of about ``gigabytes`` GB (512x512 CT slices, 8 series) and report
+    each function's peak RSS afterwards: the memory bound must hold whatever the size."""
+    from bench.workloads import corpus_file, build
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    count = max(1, int(gigabytes * 1e9 / 526_000))
+    workload = build("BIG", corpus_file("693_UNCI.dcm"), count, 8, out_dir, compresslevel=1)
+    figures = ingest(cloud, workload, timeout=6 * 3600)
+    workload.path.unlink()
+    figures.update(archive_bytes=workload.instance_bytes, instances=count,
+                   peak_rss_mib=peak_rss_mib(cloud))
+    return figures

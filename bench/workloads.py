@@ -28,13 +28,15 @@ def _uid(seed: str) -> str:
     return generate_uid(entropy_srcs=[seed])
 
 
-def build(name: str, source: Path, count: int, series: int, out_dir: Path) -> Workload:
+def build(name: str, source: Path, count: int, series: int, out_dir: Path,
+          compresslevel: int = 6) -> Workload:
     template = pydicom.dcmread(source)
     study = _uid(f"{name}-study")
     series_uids = [_uid(f"{name}-series-{i}") for i in range(series)]
     path = out_dir / f"{name}.zip"
     total = 0
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED,
+                         compresslevel=compresslevel) as zf:
         for i in range(count):
             ds = template.copy()
             ds.StudyInstanceUID = study
@@ -51,12 +53,11 @@ def build(name: str, source: Path, count: int, series: int, out_dir: Path) -> Wo
     return Workload(name, path, count, series, total)
 
 
-def build_all(out_dir: Path) -> list[Workload]:
+def build_all(out_dir: Path, names: set[str] | None = None) -> list[Workload]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        build("W1", corpus_file("693_UNCI.dcm"), 500, 1, out_dir),
-        build("W2", corpus_file("CT_small.dcm"), 1000, 10, out_dir),
-    ]
+    specs = [("W1", "693_UNCI.dcm", 500, 1), ("W2", "CT_small.dcm", 1000, 10)]
+    return [build(name, corpus_file(source), count, series, out_dir)
+            for name, source, count, series in specs if names is None or name in names]
 
 
 def members(workload: Workload) -> list[bytes]:

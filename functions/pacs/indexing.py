@@ -4,17 +4,21 @@ its instance document, creating the series and study documents the first time.
 Hot documents: a 3,000-slice series would write its study and series documents 3,000 times
 if every instance updated counts there, past Firestore's sustained ~1 write/s per document.
 So each instance writes only its own document; study and series documents are created once
-(``create`` fails harmlessly when they exist), and their counts, modalities and sizes are
-recomputed from the instance documents by the settle step, once per upload and series.
+per series by ingest before the objects are stored (``create`` fails harmlessly when they
+exist), and their counts, modalities and sizes are recomputed from the instance documents
+by the settle step, once per upload and series. Ingest also seals the parsed header into
+each object's metadata (:mod:`pacs.header_seal`), so indexing an instance it stored is one
+metadata read and one document write, with no download or parse.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pacs import ids, log_events, search_keys
+from pacs import header_seal, ids, log_events, search_keys
 from pacs.clients import Clients
 from pacs.events import StorageObjectEvent
 
@@ -72,12 +76,73 @@ def erasure_pending(firestore: Any, key: bytes, uid: str) -> bool:
     return firestore.collection("erasures").document(ids.erasure_marker(key, uid)).get().exists
 
 
-def index_instance(clients: Clients, event: StorageObjectEvent,
-                   now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
-    """Index one canonical instance object (idempotent)."""
-    from google.api_core.exceptions import AlreadyExists, NotFound
+def sealed_fields(fields: dict[str, Any], is_image: bool) -> dict[str, Any]:
+    """What ingest seals into an instance object for the indexer (:mod:`pacs.header_seal`):
+    the instance document's DICOM fields and the series it belongs to."""
+    return {"fields": {k: fields.get(k) for k in (*INSTANCE_FIELDS, "SeriesInstanceUID")},
+            "is_image": bool(is_image)}
 
+
+def create_parents(firestore: Any, fields: dict[str, Any], uid: str, study: str, series: str,
+                   now: datetime) -> None:
+    """Create the series and study documents unless they exist (``create`` is create-only)."""
+    from google.api_core.exceptions import AlreadyExists
+
+    try:
+        series_ref(firestore, study, series).create(series_document(fields, uid, study, now))
+    except AlreadyExists:
+        pass
+    try:
+        study_ref(firestore, study).create(study_document(fields, uid, now))
+    except AlreadyExists:
+        pass
+
+
+class ParentDocuments:
+    """Creates each series' and study's documents once per ingest run (not once per
+    instance: a 500-slice series would otherwise try 1,000 creates). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._done: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def ensure(self, firestore: Any, fields: dict[str, Any], uid: str, study: str, series: str,
+               now: datetime) -> None:
+        with self._lock:
+            if (study, series) in self._done:
+                return
+            create_parents(firestore, fields, uid, study, series, now)
+            self._done.add((study, series))
+
+
+def _read_fields(clients: Clients, blob: Any) -> tuple[dict[str, Any], bool] | str:
+    """Parse the header from the object itself (no seal): (fields, is_image) or the error
+    code."""
     from pacs import dicom_header  # pydicom loads only where headers are read
+
+    settings = clients.settings
+    with blob.open("rb", chunk_size=1024**2) as reader:
+        try:
+            header = dicom_header.read_header(reader, blob.size,
+                                              max_header_bytes=settings.header_max_bytes,
+                                              inflate_max_bytes=settings.inflate_max_bytes)
+        except dicom_header.HeaderRejected as err:
+            return err.code
+    return header.fields, header.is_image
+
+
+def index_instance(clients: Clients, event: StorageObjectEvent,
+                   now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                   use_seal: bool = True) -> str:
+    """Index one canonical instance object (idempotent).
+
+    Objects stored by ingest carry their header sealed in metadata, and ingest created
+    their series and study documents before storing them: then this is one metadata read
+    and one document write. Without a seal that opens, the object is read and parsed and
+    the parent documents are created here; ``use_seal=False`` forces that path (the
+    reconcile job, which cannot assume the parents exist).
+    """
+    from google.api_core.exceptions import NotFound
 
     settings = clients.settings
     if event.bucket != settings.instances_bucket:
@@ -97,15 +162,16 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
     if blob is None or str(blob.generation) != str(event.generation):
         return "gone"  # deleted or replaced since: the newer event indexes it
     meta = blob.metadata or {}
-    with blob.open("rb", chunk_size=1024**2) as reader:
-        try:
-            header = dicom_header.read_header(reader, blob.size,
-                                              max_header_bytes=settings.header_max_bytes,
-                                              inflate_max_bytes=settings.inflate_max_bytes)
-        except dicom_header.HeaderRejected as err:
-            log_events.instance_indexed(uid, instance[:16], f"unreadable:{err.code}")
+    sealed = (header_seal.open_seal(settings.hash_key, event.name, meta.get(header_seal.METADATA_KEY))
+              if use_seal else None)
+    if sealed is not None:
+        fields, is_image = sealed["fields"], bool(sealed.get("is_image"))
+    else:
+        read = _read_fields(clients, blob)
+        if isinstance(read, str):
+            log_events.instance_indexed(uid, instance[:16], f"unreadable:{read}")
             return "unreadable"
-    fields = header.fields
+        fields, is_image = read
     if ids.instance_key(settings.hash_key, uid, fields["SOPInstanceUID"]) != instance:
         log_events.instance_indexed(uid, instance[:16], "name_mismatch")
         return "mismatch"
@@ -116,16 +182,10 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
     instance_doc.update(owner=uid, study_key=study, series_key=series, object=event.name,
                         generation=str(blob.generation), size=int(blob.size),
                         sha256=meta.get("sha256"), crc32c=blob.crc32c,
-                        upload_id=meta.get("upload_id"), is_image=bool(header.is_image),
+                        upload_id=meta.get("upload_id"), is_image=is_image,
                         indexed_at=current)
-    try:
-        series_ref(fs, study, series).create(series_document(fields, uid, study, current))
-    except AlreadyExists:
-        pass
-    try:
-        study_ref(fs, study).create(study_document(fields, uid, current))
-    except AlreadyExists:
-        pass
+    if sealed is None:
+        create_parents(fs, fields, uid, study, series, current)
     # The instance last: settle counts instance documents, so once it sees them the
     # series and study documents exist.
     instance_ref(fs, study, series, instance).set(instance_doc)

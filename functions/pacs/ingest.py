@@ -159,7 +159,8 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
     """Read members in order (the archive is one stream), and parse and store them on a
     small pool: storage and Firestore round trips dominate, so they overlap. At most
     ``2 * MEMBER_WORKERS`` spooled members wait at once, which bounds memory; at a
-    checkpoint the pool is drained first, so the cursor never skips an unfinished member."""
+    checkpoint the pool is drained and the batched results written first, so the cursor
+    never skips an unfinished or unrecorded member."""
     limits = zip_safety.ZipLimits.from_settings(clients.settings)
     try:
         archive = zip_safety.SafeArchive(reader, limits)
@@ -169,11 +170,12 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
     slots = threading.BoundedSemaphore(2 * MEMBER_WORKERS)
     pending: list[Future] = []
     by_instance: dict[str, Future] = {}
+    parents = indexing.ParentDocuments()
+    recorder = results.Recorder(clients.firestore, batch.uid, batch.upload_id, now)
 
     def finish(index: int, name: str, prepared: Any) -> None:
         try:
-            result = _store_prepared(clients, batch, index, name, prepared)
-            results.record(clients.firestore, batch.uid, batch.upload_id, result, now())
+            recorder.add(_store_prepared(clients, batch, index, name, prepared, parents, now))
         finally:
             slots.release()
 
@@ -184,11 +186,12 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                     continue
                 if clock() - started > budget:
                     _drain(pending)
+                    recorder.flush()
                     _checkpoint(clients, batch, member.index, now)
                     return "continued"
                 prepared = _read_member(clients, archive, member)
                 if isinstance(prepared, FileResult):
-                    results.record(clients.firestore, batch.uid, batch.upload_id, prepared, now())
+                    recorder.add(prepared)
                     continue
                 # Two members holding one SOP Instance UID: the earlier one is written first,
                 # so "first copy kept" follows the archive's order, not thread timing.
@@ -201,6 +204,7 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                 by_instance[key] = future
                 pending.append(future)
             _drain(pending)
+            recorder.flush()
         finally:
             for future in pending:
                 future.cancel()
@@ -275,10 +279,17 @@ def _spool(clients: Clients, index: int, name: str, stream: Any) -> FileResult |
     return data, size, sha256, header
 
 
-def _store_prepared(clients: Clients, batch: Batch, index: int, name: str,
-                    prepared: tuple) -> FileResult:
-    """Store one spooled, parsed DICOM file and classify the outcome."""
+def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepared: tuple,
+                    parents: indexing.ParentDocuments,
+                    now: Callable[[], datetime] = _now) -> FileResult:
+    """Store one spooled, parsed DICOM file and classify the outcome. Its series and study
+    documents exist before the object does (the indexer relies on it)."""
     data, size, sha256, header = prepared
+    key = clients.settings.hash_key
+    fields = header.fields
+    parents.ensure(clients.firestore, fields, batch.uid,
+                   ids.study_key(key, batch.uid, fields["StudyInstanceUID"]),
+                   ids.series_key(key, batch.uid, fields["SeriesInstanceUID"]), now())
     with data:
         stored = store_instance(clients.storage, clients.settings, batch.uid, batch.upload_id,
                                 index, data, size, sha256, header)
@@ -296,7 +307,7 @@ def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: An
     prepared = _spool(clients, index, name, stream)
     if isinstance(prepared, FileResult):
         return prepared
-    return _store_prepared(clients, batch, index, name, prepared)
+    return _store_prepared(clients, batch, index, name, prepared, indexing.ParentDocuments(), now)
 
 
 def _checkpoint(clients: Clients, batch: Batch, cursor: int, now: Callable[[], datetime]) -> None:

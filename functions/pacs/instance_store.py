@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import IO, Any
 
-from pacs import dicom_header, ids
+from pacs import dicom_header, header_seal, ids, indexing
 from pacs.results import CONFLICT, DUPLICATE, STORED
 from pacs.settings import Settings
 
@@ -67,7 +67,11 @@ def spool(stream: IO[bytes], max_bytes: int) -> tuple[IO[bytes], int, str]:
 def store_instance(storage: Any, settings: Settings, uid: str, upload_id: str, member: int,
                    data: IO[bytes], size: int, sha256: str,
                    header: "dicom_header.InstanceHeader") -> StoredInstance:
-    """Write the instance create-only; classify an existing object as ours, duplicate or conflict."""
+    """Write the instance create-only; classify an existing object as ours, duplicate or conflict.
+
+    The object carries its parsed header sealed in metadata (:mod:`pacs.header_seal`), so
+    the indexer need not read it back. The caller creates the series and study documents
+    first (:class:`pacs.indexing.ParentDocuments`)."""
     from google.api_core.exceptions import PreconditionFailed
 
     key = settings.hash_key
@@ -77,8 +81,12 @@ def store_instance(storage: Any, settings: Settings, uid: str, upload_id: str, m
     instance = ids.instance_key(key, uid, fields["SOPInstanceUID"])
     name = ids.instance_object(uid, study, instance)
     blob = storage.bucket(settings.instances_bucket).blob(name)
-    blob.metadata = {"owner": uid, "upload_id": upload_id, "member": str(member), "sha256": sha256,
-                     "series_key": series}
+    metadata = {"owner": uid, "upload_id": upload_id, "member": str(member), "sha256": sha256,
+                "series_key": series}
+    token = header_seal.seal(key, name, indexing.sealed_fields(fields, header.is_image))
+    if token:
+        metadata[header_seal.METADATA_KEY] = token
+    blob.metadata = metadata  # assigned whole: the property hands out a copy
     status = STORED
     try:
         data.seek(0)

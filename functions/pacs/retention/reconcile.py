@@ -160,7 +160,9 @@ class _Repairs:
             generation=str(blob.generation), size=int(blob.size or 0),
             content_type=blob.content_type or "", md5_hash=blob.md5_hash or "",
             time=ctx.now.isoformat())
-        outcome = indexing.index_instance(ctx.clients, event, now=lambda: ctx.now)
+        # Read the object itself: its parents may be what went missing, and only the full
+        # header can recreate them.
+        outcome = indexing.index_instance(ctx.clients, event, now=lambda: ctx.now, use_seal=False)
         if outcome == "indexed":
             ctx.changed("objects_reindexed")
             uid, study, _ = parsed
