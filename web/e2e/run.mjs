@@ -3,6 +3,7 @@
 // The pytest side (tests/e2e/) starts the local cloud, prepares data and checks results.
 import { chromium } from 'playwright-core';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 const [, , scenario, rawArgs] = process.argv;
@@ -98,6 +99,36 @@ async function waitForImage(page) {
   return canvasStats(page);
 }
 
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 900 };
+
+/** axe-core's violations on the page as it is now (evaluated through the debugging protocol,
+ *  which the page's Content-Security-Policy does not govern). */
+async function axeRun(page, name) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE_SOURCE);
+  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const checked = [...results.passes, ...results.violations].map((r) => r.id);
+  return { page: name, passes: results.passes.length, contrastChecked: checked.includes('color-contrast'),
+    violations: results.violations.map((v) => ({ page: name, id: v.id, impact: v.impact, help: v.help,
+      targets: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) })) };
+}
+
+/** Audit the page at desktop and phone width (the layout changes between them), and in the
+ *  dark colour scheme (styles.css has one: its contrast is checked too). */
+async function audit(page, name, audits) {
+  for (const [label, size, colorScheme] of [['desktop', DESKTOP, 'light'], ['phone', PHONE, 'light'],
+    ['desktop dark', DESKTOP, 'dark']]) {
+    await page.setViewportSize(size);
+    await page.emulateMedia({ colorScheme });
+    await page.waitForTimeout(150);
+    audits.push(await axeRun(page, `${name} (${label})`));
+    if (colorScheme === 'light') await shot(page, `a11y-${name}-${label}`, false);
+  }
+  await page.setViewportSize(DESKTOP);
+  await page.emulateMedia({ colorScheme: 'light' });
+}
+
 const scenarios = {
   /** Sign up, upload a real ZIP with progress and live results, list, search, view. */
   async upload(browser) {
@@ -191,7 +222,7 @@ const scenarios = {
     await page.getByLabel('Patient name').fill('ct1');
     await page.getByRole('button', { name: 'Search', exact: true }).click();
     await page.waitForSelector('[data-testid=study-row]');
-    await page.getByRole('link', { name: /Open .* in the viewer/ }).first().click();
+    await page.getByRole('link', { name: /^Open viewer: / }).first().click();
     await page.waitForURL('**/viewer/**');
     const before = await waitForImage(page);
     await shot(page, '06-viewer');
@@ -228,7 +259,7 @@ const scenarios = {
     // A compressed series (RLE MR) decodes too.
     await page.goto(`${args.url}/studies?modality=MR`);
     await page.waitForSelector('[data-testid=study-row]');
-    await page.getByRole('link', { name: /Open .* in the viewer/ }).first().click();
+    await page.getByRole('link', { name: /^Open viewer: / }).first().click();
     const rle = await waitForImage(page);
     const expiryText = await page.getByTestId('link-expiry').textContent();
     await shot(page, '08-viewer-rle');
@@ -423,6 +454,43 @@ const scenarios = {
     const last = await after(wheel);
     await shot(page, '23-viewer-slice-last');
     return { first, arrow, wheel, last, focused, errors };
+  },
+
+  /** Automated accessibility audit (axe-core) of the key pages at desktop and phone width. */
+  async a11y(browser) {
+    const { page, errors } = await newPage(browser);
+    const audits = [];
+    await page.goto(`${args.url}/signup`);
+    await page.getByTestId('consent-banner').waitFor();
+    await audit(page, 'sign-up-with-consent-banner', audits);
+    await page.goto(`${args.url}/signin`);
+    await page.getByTestId('consent-banner').waitFor();
+    await audit(page, 'sign-in-with-consent-banner', audits);
+    await signIn(page, args.url, args.email, args.password);
+    await page.waitForSelector('[data-testid=study-row] .thumb img');
+    await audit(page, 'studies', audits);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Upload' }).click();
+    await page.getByTestId('dropzone').waitFor();
+    await audit(page, 'upload', audits);
+    // A file that is not DICOM: the page shows a per-file result without storing anything.
+    await page.getByTestId('file-input').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain',
+      buffer: Buffer.from('not a DICOM file') });
+    await page.waitForSelector('[data-testid=upload-item]');
+    await page.waitForTimeout(500);
+    await audit(page, 'upload-with-result', audits);
+    await page.goto(`${args.url}/studies/${args.studyId}`);
+    await page.waitForSelector('[data-testid=access-list] li');
+    await audit(page, 'study-detail', audits);
+    await page.goto(`${args.url}/viewer/${args.studyId}`);
+    await waitForImage(page);
+    await audit(page, 'viewer', audits);
+    await page.goto(`${args.url}/privacy`);
+    await page.waitForSelector('[data-testid=export-start]');
+    await audit(page, 'privacy-centre', audits);
+    await page.goto(`${args.url}/privacy-policy`);
+    await page.locator('main h1').waitFor();
+    await audit(page, 'privacy-policy', audits);
+    return { audits, errors };
   },
 
   /** Automatic logoff after the configured idle time. */

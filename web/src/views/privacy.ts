@@ -208,7 +208,9 @@ export async function renderPrivacy(ctx: RouteContext, go: (href: string) => voi
       restrictBtn),
     h('section', { 'aria-labelledby': 'p-requests' }, h('h2', { id: 'p-requests' }, 'Your requests'),
       h('table', { class: 'table', 'data-testid': 'requests' }, h('thead', {}, h('tr', {},
-        ...['Request', 'Status', 'Received', 'Due / done', ''].map((t) => h('th', { scope: 'col' }, t)))), requestsBody)),
+        ...['Request', 'Status', 'Received', 'Due / done'].map((t) => h('th', { scope: 'col' }, t)),
+        // The last column holds links (download, details): named for screen readers only.
+        h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Links')))), requestsBody)),
     h('section', { 'aria-labelledby': 'p-delete', class: 'danger-zone' }, h('h2', { id: 'p-delete' }, 'Delete your account'),
       h('p', {}, 'Deletes your account and everything uploaded with it. You will be asked to confirm your password.'),
       deleteBtn));

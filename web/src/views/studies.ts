@@ -88,7 +88,8 @@ function studyCard(s: StudyRow): HTMLElement {
         s.AccessionNumber ? ` · Acc. ${s.AccessionNumber}` : '')),
     h('div', { class: 'study-actions' },
       h('a', { class: 'button primary', href: `/viewer/${s.id}`, 'data-link': true,
-        'aria-label': `Open ${title} in the viewer` }, 'Open viewer'),
+        // The visible words start the accessible name (speech control users say what they see).
+        'aria-label': `Open viewer: ${title}` }, 'Open viewer'),
       h('a', { class: 'button', href: `/studies/${s.id}`, 'data-link': true,
         'aria-label': `Details, sharing and deletion of ${title}` }, 'Details')));
 }
