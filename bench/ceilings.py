@@ -35,24 +35,48 @@ def parse_ceiling(workload: Workload) -> float:
 
 
 def local_cloud_ceiling(workload: Workload, clients, threads: int = 8) -> float:
-    """Instances per second for the bare writes, shaped as ours: one object and one document
-    each, results in batches, two documents per series."""
+    """Instances per second for the bare writes, shaped as ours: one object (with the same
+    metadata) and its instance document each, results in batches, two documents per series;
+    the documents are built by the same functions, so they have the same fields."""
+    from datetime import UTC, datetime
+
+    from pacs import header_seal, indexing
+    from pacs.results import STORED, FileResult
+
     bucket = clients.storage.bucket(clients.settings.instances_bucket)
     fs = clients.firestore
     blobs = members(workload)
+    fields = dicom_header.read_header(blobs[0], len(blobs[0]), max_header_bytes=64 * 2**20,
+                                      inflate_max_bytes=256 * 2**20).fields
     run = uuid.uuid4().hex
     per_series = -(-workload.instances // workload.series)
+    key = clients.settings.hash_key
+    results: dict[int, dict] = {}
 
     def write(i: int) -> None:
+        now = datetime.now(UTC)
         if i % per_series == 0:
-            for k in ("series", "study"):
-                fs.collection("ceiling").document(f"{run}-{i}-{k}").set({"i": i})
-        bucket.blob(f"ceiling-{run}/{i}.dcm").upload_from_string(blobs[i], if_generation_match=0)
-        fs.collection("ceiling").document(f"{run}-{i}").set({"i": i})
+            fs.collection("ceiling").document(f"{run}-{i}-series").set(
+                indexing.series_document(fields, "bench", "study", now))
+            fs.collection("ceiling").document(f"{run}-{i}-study").set(
+                indexing.study_document(fields, "bench", now))
+        name = f"ceiling-{run}/{i}.dcm"
+        blob = bucket.blob(name)
+        blob.metadata = {"owner": "bench", "upload_id": run, "member": str(i), "sha256": "0" * 64,
+                         "series_key": "series", header_seal.METADATA_KEY: header_seal.seal(
+                             key, name, indexing.sealed_fields(fields, True))}
+        blob.upload_from_string(blobs[i], if_generation_match=0)
+        fs.collection("ceiling").document(f"{run}-{i}").set(
+            indexing.instance_document(fields, "bench", "study", "series", blob, True, now))
+        results[i] = FileResult(i, f"{i:05d}.dcm", STORED, size=len(blobs[i]), study_key="study",
+                                series_key="series", instance_key=str(i),
+                                sha256="0" * 64).document("bench", run, now)
         if i % RESULT_BATCH == RESULT_BATCH - 1 or i == workload.instances - 1:
             batch = fs.batch()
             for j in range(i - i % RESULT_BATCH, i + 1):
-                batch.set(fs.collection("ceiling").document(f"{run}-{j}-result"), {"j": j})
+                while j not in results:  # written by another thread a moment later
+                    time.sleep(0.001)
+                batch.set(fs.collection("ceiling").document(f"{run}-{j}-result"), results.pop(j))
             batch.commit()
 
     started = time.perf_counter()

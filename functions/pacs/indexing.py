@@ -70,6 +70,19 @@ def series_document(fields: dict[str, Any], uid: str, study: str, now: datetime
     return doc
 
 
+def instance_document(fields: dict[str, Any], uid: str, study: str, series: str, blob: Any,
+                      is_image: bool, now: datetime) -> dict[str, Any]:
+    """An instance document: its DICOM fields and where its object is (``blob``: name,
+    generation, size, crc32c and metadata). Pure, so the bench writes the same shape."""
+    meta = blob.metadata or {}
+    doc: dict[str, Any] = {k: fields.get(k) for k in INSTANCE_FIELDS}
+    doc.update(owner=uid, study_key=study, series_key=series, object=blob.name,
+               generation=str(blob.generation), size=int(blob.size), sha256=meta.get("sha256"),
+               crc32c=blob.crc32c, upload_id=meta.get("upload_id"), is_image=bool(is_image),
+               indexed_at=now)
+    return doc
+
+
 def erasure_pending(firestore: Any, key: bytes, uid: str) -> bool:
     """An erasure marker stops ingest for a user whose data is being (or was) erased. Its id
     is a keyed hash, so the marker itself does not hold the uid."""
@@ -178,12 +191,7 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
     series = ids.series_key(settings.hash_key, uid, fields["SeriesInstanceUID"])
     current = now()
     fs = clients.firestore
-    instance_doc = {k: fields.get(k) for k in INSTANCE_FIELDS}
-    instance_doc.update(owner=uid, study_key=study, series_key=series, object=event.name,
-                        generation=str(blob.generation), size=int(blob.size),
-                        sha256=meta.get("sha256"), crc32c=blob.crc32c,
-                        upload_id=meta.get("upload_id"), is_image=is_image,
-                        indexed_at=current)
+    instance_doc = instance_document(fields, uid, study, series, blob, is_image, current)
     if sealed is None:
         create_parents(fs, fields, uid, study, series, current)
     # The instance last: settle counts instance documents, so once it sees them the
