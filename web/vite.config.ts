@@ -2,16 +2,20 @@
 // Build of the web client. Two things Vite cannot find on its own:
 // - dwv starts its image decoders as module workers at `assets/workers/*.min.js` relative
 //   to the document base (`<base href="/">`), so they are copied there;
+// - the third-party licence notice is generated from what the bundle contains
+//   (vite-licences.ts);
 // - the privacy policy is the project's shared text (`../../shared/privacy-policy.txt`,
 //   PACS_POLICY_FILE overrides), imported as `virtual:privacy-policy` and also published
 //   as /privacy-policy.txt.
 import { defineConfig, type Plugin } from 'vite';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { thirdPartyLicences } from './vite-licences.ts';
 
 const here = import.meta.dirname;
 const policyFile = process.env.PACS_POLICY_FILE || resolve(here, '../../shared/privacy-policy.txt');
 const dwvWorkers = resolve(here, 'node_modules/dwv/dist/assets/workers');
+const licences = thirdPartyLicences();
 
 function pacsAssets(): Plugin {
   const virtualId = 'virtual:privacy-policy';
@@ -44,9 +48,11 @@ function pacsAssets(): Plugin {
 
 export default defineConfig({
   base: '/',
-  plugins: [pacsAssets()],
+  // The notice of bundled packages (/third-party-licences.txt) sees the workers' bundles too;
+  // dwv's copied decoder workers are dwv's.
+  plugins: [pacsAssets(), licences.main(readdirSync(dwvWorkers).map((n) => resolve(dwvWorkers, n)))],
   // The transcoding worker is a module worker (it imports the CharLS module and its .wasm).
-  worker: { format: 'es' },
+  worker: { format: 'es', plugins: () => [licences.worker()] },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 
@@ -87,6 +89,8 @@ def test_consent_banner_gates_analytics(web, account):
     assert consent["analytics"] == "granted" and consent["active"] is True
     assert consent["ledger"][0]["granted"] is True
     del headers
+    # The footer links the open-source licence notice; dwv's GPL-3.0 is named in it.
+    assert re.search(r"^dwv\s+0\.36\.4\s+GPL-3\.0$", out["licences"], re.M), out["licences"][:800]
 
 
 def test_export_and_account_deletion(web, account, zip_file):

@@ -82,6 +82,20 @@ def test_local_server_serves_app_config_and_headers(web):
     assert requests.get(web.url + "/privacy-policy.txt", timeout=10).text.startswith("Privacy Policy")
 
 
+def test_licence_notice_is_built_and_served(web):
+    """The build writes the bundled packages' licences; dwv's is GPL-3.0, with its text."""
+    built = (config.ROOT / "web" / "dist" / "third-party-licences.txt").read_bytes()
+    served = requests.get(web.url + "/third-party-licences.txt", timeout=10)
+    assert served.status_code == 200 and served.content == built
+    built = built.decode()
+    assert served.headers["Content-Type"].startswith("text/plain")
+    table = dict(re.findall(r"^(\S+)\s+\d[\w.-]*\s+(.+)$", built.split("\n\n=")[0], re.M))
+    assert table["dwv"] == "GPL-3.0"
+    assert table["@cornerstonejs/codec-charls"] == "MIT" and table["firebase"] == "Apache-2.0"
+    assert "GNU GENERAL PUBLIC LICENSE" in built and "Version 3, 29 June 2007" in built
+    assert "corresponding source" in built
+
+
 def test_local_server_proxies_functions_like_hosting(web, account):
     unauth = requests.get(web.url + "/api/studies", timeout=30)
     assert unauth.status_code == 401 and unauth.json()["error"] == "missing_token"

@@ -360,7 +360,11 @@ const scenarios = {
     await page.waitForTimeout(1500);
     const signedIn = analytic().filter((r) => r.url.includes('/api/privacy/analytics')).length;
     const events = analytic().map((r) => { try { return JSON.parse(r.body).event; } catch { return null; } });
-    return { beforeDecision, stored, bannerAfterReload, afterReject, afterAccept, signedIn, events };
+    // The footer's licence notice (generated at build time).
+    await page.locator('footer').getByRole('link', { name: 'Open-source licences' }).click();
+    await page.waitForURL('**/third-party-licences.txt');
+    const licences = (await page.locator('body').innerText()).slice(0, 3000);
+    return { beforeDecision, stored, bannerAfterReload, afterReject, afterAccept, signedIn, events, licences };
   },
 
   /** Privacy centre: rectify, export with progress and link, delete the account. */

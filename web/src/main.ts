@@ -35,6 +35,8 @@ async function boot(): Promise<void> {
   const footer = h('footer', { class: 'footer' },
     h('a', { href: '/privacy-policy', 'data-link': true }, 'Privacy policy'),
     h('a', { href: '/processors', 'data-link': true }, 'Processors'),
+    // Generated at build time (vite-licences.ts): the bundled packages and their licences.
+    h('a', { href: '/third-party-licences.txt' }, 'Open-source licences'),
     h('button', { type: 'button', class: 'link', 'data-testid': 'cookie-preferences',
       onclick: () => showConsentBanner(syncConsent) }, 'Cookie preferences'));
   app.append(h('header', { class: 'topbar' },
