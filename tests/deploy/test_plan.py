@@ -217,6 +217,8 @@ def test_buckets_cors_and_residual_copies(dry_run):
                                      f"https://{PROJECT}.firebaseapp.com"]
         if role == "uploads":
             assert {"PUT", "POST"} <= set(cors[0]["method"])
+            # The browser reads Range from a 308 to resume where Storage stopped.
+            assert "Range" in cors[0]["responseHeader"]
             lifecycle = json.loads((ROOT / _one(update[0], "--lifecycle-file")).read_text())
             assert lifecycle["rule"][0]["action"]["type"] == "Delete"
         else:
