@@ -7,7 +7,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
 STAMP_WEB := web/node_modules/.installed
 # The web client's build inputs (web/dist is rebuilt when one changes).
-WEB_SRC := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+WEB_SRC := $(shell find web/src web/index.html web/vite.config.ts web/vite-licences.ts web/licences web/tsconfig.json -type f 2>/dev/null)
 POLICY := $(wildcard ../shared/privacy-policy.txt)
 
 .PHONY: install dev up down status test test-unit lint bench lock deploy clean web chromium
