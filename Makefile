@@ -60,9 +60,11 @@ test-unit: install
 lint: install
 	$(VENV)/bin/ruff check functions localcloud cli tests
 
+# BENCH_ARGS: see `python -m bench --help` (e.g. BENCH_ARGS="--workloads W1 --no-search").
+BENCH_ARGS ?= --big-archive-gb 2
 bench: install
 	test -x /usr/sbin/Orthanc || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc)
-	PYTHONPATH=functions:. $(PY) -m bench
+	PYTHONPATH=functions:. $(PY) -m bench $(BENCH_ARGS)
 
 # Dry run (prints every command) unless APPLY=1; see docs/deploy.md.
 deploy: install

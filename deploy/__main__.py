@@ -49,10 +49,7 @@ def make_plan(project: str, region: str, build_dir: Path = stage.BUILD_DIR,
     staged = stage.stage_all(table, build_dir)
     artifacts = planmod.write_artifacts(build_dir, origins)
     plan = planmod.build_plan(project, region, table, schedule, build_dir, artifacts, origins)
-    hosting_public = ROOT / firebase_config["hosting"]["public"]
-    if not (hosting_public / "index.html").is_file():
-        plan.warnings.append(f"{hosting_public.relative_to(ROOT)}/index.html is missing: build "
-                             "the web client before applying (firebase deploy needs it)")
+    plan.warnings.extend(hosting_warnings(ROOT / firebase_config["hosting"]["public"]))
     lines = [f"{s.name}: {planmod.repo_relative(s.path)} ({s.folder}/main.py, entry {s.entry_point})"
              for s in staged]
     script = planmod.render_script(plan, lines)
@@ -60,6 +57,24 @@ def make_plan(project: str, region: str, build_dir: Path = stage.BUILD_DIR,
     out.write_text(script)
     out.chmod(0o755)
     return plan, script
+
+
+SOURCE_OFFER = "Its complete corresponding source: "
+
+
+def hosting_warnings(hosting_public: Path) -> list[str]:
+    """What the built web client lacks for production: the build itself, and the source link
+    GPL-3.0 asks of a site serving dwv (``PACS_SOURCE_URL`` at build time, docs/web.md)."""
+    shown = planmod.repo_relative(hosting_public)
+    if not (hosting_public / "index.html").is_file():
+        return [f"{shown}/index.html is missing: build the web client before applying "
+                "(firebase deploy needs it)"]
+    notice = hosting_public / "third-party-licences.txt"
+    if not notice.is_file() or SOURCE_OFFER not in notice.read_text(errors="replace"):
+        return [f"{shown}/third-party-licences.txt has no source link: rebuild with "
+                "PACS_SOURCE_URL=<where the client's source is published> make web "
+                "(the bundle includes dwv, GPL-3.0; see docs/web.md, Licences)"]
+    return []
 
 
 def preflight() -> list[str]:
