@@ -47,7 +47,8 @@ def run(state: dict[str, Any]) -> None:
     print(f"main job: signing in {DEMO_EMAIL}")
     account = _pacs("login", "--email", DEMO_EMAIL, "--password", DEMO_PASSWORD, env=env)
     if not account.get("ok"):
-        _pacs("signup", "--email", DEMO_EMAIL, "--password", DEMO_PASSWORD, env=env)
+        _pacs("signup", "--email", DEMO_EMAIL, "--password", DEMO_PASSWORD, "--adult", "yes",
+              env=env)
     print(f"main job: uploading {zip_path.name} ({zip_path.stat().st_size // 1024} KiB)")
     result = _pacs("upload", str(zip_path), "--wait", env=env)
     for upload in result["uploads"]:

@@ -16,7 +16,12 @@ FINAL = ("complete", "partial", "failed")
 
 
 def start_upload(cloud: LocalCloud, user: User, filename: str, size: int,
-                 content_type: str = "application/octet-stream") -> requests.Response:
+                 content_type: str = "application/octet-stream",
+                 confirm_adult: bool = True) -> requests.Response:
+    """POST create_upload. Uploads need the 18+ profile, which sign-up creates on the website
+    and in the CLI; ``confirm_adult`` does the same here (idempotent)."""
+    if confirm_adult:
+        cloud.confirm_adult(user)
     return requests.post(cloud.urls["create-upload"] + "/", headers=user.headers(), timeout=30,
                          json={"filename": filename, "size": size, "content_type": content_type})
 

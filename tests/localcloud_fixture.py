@@ -63,11 +63,22 @@ class LocalCloud:
     def _auth_url(self, path: str) -> str:
         return f"http://{self.env['FIREBASE_AUTH_EMULATOR_HOST']}/{path}"
 
-    def create_user(self, email: str | None = None, password: str = "correct-horse-9") -> User:
-        """Sign up a uuid-named user in this test project and sign in."""
+    def create_user(self, email: str | None = None, password: str = "correct-horse-9",
+                    profile: bool = False) -> User:
+        """Sign up a uuid-named user in this test project and sign in; with ``profile``, also
+        confirm 18+ as sign-up on the website and ``pacs signup`` do (uploads need it)."""
         email = email or f"user-{uuid.uuid4().hex[:12]}@example.test"
         self._identity("accounts:signUp", {"email": email, "password": password})
-        return self.sign_in(email, password)
+        user = self.sign_in(email, password)
+        if profile:
+            self.confirm_adult(user)
+        return user
+
+    def confirm_adult(self, user: User) -> None:
+        """Create the user's profile with the 18+ attestation (idempotent)."""
+        resp = requests.post(f"{self.urls['privacy-requests']}/profile", json={"adult": True},
+                             headers={"Authorization": f"Bearer {user.id_token}"}, timeout=30)
+        assert resp.status_code in (200, 201), resp.text
 
     def sign_in(self, email: str, password: str) -> User:
         body = self._identity("accounts:signInWithPassword",

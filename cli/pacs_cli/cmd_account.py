@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pacs_cli import session
+from pacs_cli import api, session
 from pacs_cli.errors import CliError
 
 
@@ -16,6 +16,9 @@ def register(sub) -> None:
         p = sub.add_parser(name, help=f"{name} with email and password")
         p.add_argument("--email", required=True)
         p.add_argument("--password", required=True)
+        if name == "signup":
+            p.add_argument("--adult", choices=("yes", "no"), required=True,
+                           help="confirm that you are 18 or older (the service is for adults only)")
         p.add_argument("--json", action="store_true")
         p.set_defaults(run=handler)
 
@@ -41,7 +44,14 @@ def _auth(args, endpoint: str) -> tuple[dict[str, Any], str]:
 
 
 def signup(args) -> tuple[dict[str, Any], str]:
-    return _auth(args, "accounts:signUp")
+    """Create the account and its profile with the 18+ attestation, as the website does.
+    ``--adult no`` creates nothing: no account is made for someone under 18."""
+    if args.adult != "yes":
+        raise CliError("the service is for adults only: no account was created", code="under_18")
+    result, text = _auth(args, "accounts:signUp")
+    created = api.call("privacy-requests", "POST", "profile", json={"adult": True})
+    result["profile_created"] = bool(created.get("created"))
+    return result, text + " (18+ confirmed)"
 
 
 def login(args) -> tuple[dict[str, Any], str]:

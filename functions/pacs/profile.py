@@ -61,7 +61,8 @@ def require(firestore: Any, uid: str) -> dict[str, Any]:
     """The profile, or 403 ``profile_required`` (created with the 18+ attestation)."""
     doc = load(firestore, uid)
     if doc is None:
-        raise Forbidden("create your profile first (POST /profile with adult: true)",
+        raise Forbidden("confirm that you are 18 or older first: create your profile "
+                        "(POST /profile with adult: true)",
                         code="profile_required")
     return doc
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
-from pacs import ids
+from pacs import ids, profile
 from pacs.errors import BadRequest, QuotaExceeded
 from pacs.settings import Settings
 
@@ -61,13 +61,16 @@ def _usage(firestore: Any, uid: str, since: datetime) -> tuple[int, int]:
 def start_upload(firestore: Any, storage: Any, settings: Settings, uid: str,
                  request: UploadRequest, origin: str | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> dict[str, Any]:
-    """Check limits, record the upload as ``pending`` and open its upload session.
+    """Check the caller's profile (the 18+ attestation) and limits, record the upload as
+    ``pending`` and open its upload session.
 
     Returns
     -------
     dict
         ``upload_id``, ``session_url`` (a GCS resumable session), ``bucket``, ``object``.
     """
+    # The service is for adults only: nothing is collected before the 18+ attestation.
+    profile.require(firestore, uid)
     if request.size > settings.max_upload_bytes:
         raise BadRequest(f"file is larger than the {settings.max_upload_bytes} byte limit",
                          code="too_large")

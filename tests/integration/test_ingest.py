@@ -62,13 +62,30 @@ def test_single_dicom_is_stored_indexed_and_previewed(cloud):
 
 def test_create_upload_refuses_bad_requests_with_reasons(cloud):
     user = cloud.create_user()
-    assert start_upload(cloud, type(user)("x", "x", "x", "bad", "x"), "a.dcm", 10).status_code == 401
+    assert start_upload(cloud, type(user)("x", "x", "x", "bad", "x"), "a.dcm", 10,
+                        confirm_adult=False).status_code == 401
     resp = start_upload(cloud, user, "a.exe", 10, "application/x-msdownload")
     assert resp.status_code == 400 and resp.json()["error"] == "bad_content_type"
     resp = start_upload(cloud, user, "big.zip", 3 * 1024**3, "application/zip")
     assert resp.status_code == 400 and resp.json()["error"] == "too_large"
     resp = start_upload(cloud, user, "zero.dcm", 0)
     assert resp.status_code == 400 and resp.json()["error"] == "bad_size"
+
+
+def test_upload_needs_the_18_plus_profile_first(cloud):
+    # Arrange: an account that never confirmed it is 18 or older
+    user = cloud.create_user()
+    # Act
+    refused = start_upload(cloud, user, "ct.dcm", 2048, "application/dicom", confirm_adult=False)
+    allowed = start_upload(cloud, user, "ct.dcm", 2048, "application/dicom", confirm_adult=True)
+    # Assert: refused with the reason, nothing recorded; fine once confirmed
+    assert refused.status_code == 403 and refused.json()["error"] == "profile_required"
+    assert "18" in refused.json()["message"]
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    uploads = cloud.clients().firestore.collection("uploads").where(
+        filter=FieldFilter("owner", "==", user.uid)).get()
+    assert allowed.status_code == 200 and len(uploads) == 1
 
 
 def test_object_without_record_is_deleted(cloud):
