@@ -36,7 +36,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
-from pacs.dicom_header import DEFLATED, HeaderRejected, InstanceHeader, inflated_file
+from pacs.dicom_deflate import DEFLATED, inflated_file
+from pacs.dicom_header import HeaderRejected, InstanceHeader
 from pacs.errors import PacsError
 
 PREVIEW_SIZE = 256

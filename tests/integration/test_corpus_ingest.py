@@ -7,7 +7,7 @@ from __future__ import annotations
 import pydicom
 import pytest
 
-from pacs import dicom_header, ids
+from pacs import dicom_fields, dicom_header, ids
 from pacs.indexing import INSTANCE_FIELDS, SERIES_FIELDS, STUDY_FIELDS
 from tests.dicom_corpus import corpus
 from tests.ingest_helpers import file_results, upload_bytes, wait_final, wait_settled, zip_bytes
@@ -26,7 +26,7 @@ def _classify() -> tuple[dict[str, tuple[bytes, dict]], dict[str, tuple[bytes, s
         except dicom_header.HeaderRejected as err:
             rejected[name] = (data, err.code)
             continue
-        reference = dicom_header.field_values_from_pydicom(pydicom.dcmread(path))
+        reference = dicom_fields.field_values_from_pydicom(pydicom.dcmread(path))
         accepted[name] = (data, {**reference, "_sop": header.sop_instance_uid})
     return accepted, rejected
 
