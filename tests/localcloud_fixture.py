@@ -191,3 +191,7 @@ def start_test_cloud(tmp_root: Path, **stack_kwargs) -> LocalCloud:
 
 def stop_test_cloud(cloud: LocalCloud) -> None:
     procs.stop_groups([c.pid for c in cloud.children])
+    # The session's URL-signing key (generated on first use) dies with its project.
+    key_file = cloud.env.get("PACS_SIGNING_KEY_FILE")
+    if key_file:
+        Path(key_file).unlink(missing_ok=True)
