@@ -89,6 +89,20 @@ def erasure_pending(firestore: Any, key: bytes, uid: str) -> bool:
     return firestore.collection("erasures").document(ids.erasure_marker(key, uid)).get().exists
 
 
+class ErasureBegan(Exception):
+    """The owner's erasure began while their upload was being processed: stop, write no more."""
+
+
+def stop_if_erased(firestore: Any, key: bytes, uid: str) -> Callable[[], None]:
+    """A check that raises :class:`ErasureBegan` once the owner's erasure marker exists."""
+
+    def check() -> None:
+        if erasure_pending(firestore, key, uid):
+            raise ErasureBegan(uid)
+
+    return check
+
+
 def sealed_fields(fields: dict[str, Any], is_image: bool) -> dict[str, Any]:
     """What ingest seals into an instance object for the indexer (:mod:`pacs.header_seal`):
     the instance document's DICOM fields and the series it belongs to."""
@@ -113,17 +127,20 @@ def create_parents(firestore: Any, fields: dict[str, Any], uid: str, study: str,
 
 class ParentDocuments:
     """Creates each series' and study's documents once per ingest run (not once per
-    instance: a 500-slice series would otherwise try 1,000 creates). Thread-safe."""
+    instance: a 500-slice series would otherwise try 1,000 creates). Thread-safe.
+    ``before_create`` runs first and may raise to refuse (an erasure began)."""
 
-    def __init__(self) -> None:
+    def __init__(self, before_create: Callable[[], None] = lambda: None) -> None:
         self._done: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self._before_create = before_create
 
     def ensure(self, firestore: Any, fields: dict[str, Any], uid: str, study: str, series: str,
                now: datetime) -> None:
         with self._lock:
             if (study, series) in self._done:
                 return
+            self._before_create()
             create_parents(firestore, fields, uid, study, series, now)
             self._done.add((study, series))
 

@@ -170,18 +170,30 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
     slots = threading.BoundedSemaphore(2 * MEMBER_WORKERS)
     pending: list[Future] = []
     by_instance: dict[str, Future] = {}
-    parents = indexing.ParentDocuments()
-    recorder = results.Recorder(clients.firestore, batch.uid, batch.upload_id, now)
+    # An erasure can begin while a long archive is processed: every batch of results and
+    # every new series checks for its marker first, so at most one batch is in flight when
+    # it appears (objects stored meanwhile are deleted by the indexer, which checks too).
+    guard = indexing.stop_if_erased(clients.firestore, clients.settings.hash_key, batch.uid)
+    parents = indexing.ParentDocuments(before_create=guard)
+    recorder = results.Recorder(clients.firestore, batch.uid, batch.upload_id, now,
+                                before_commit=guard)
+
+    erased = threading.Event()
 
     def finish(index: int, name: str, prepared: Any) -> None:
         try:
             recorder.add(_store_prepared(clients, batch, index, name, prepared, parents, now))
+        except indexing.ErasureBegan:
+            erased.set()
+            raise
         finally:
             slots.release()
 
     with ThreadPoolExecutor(max_workers=MEMBER_WORKERS) as pool:
         try:
             for member in archive.members():
+                if erased.is_set():
+                    raise indexing.ErasureBegan(batch.uid)
                 if member.index < batch.cursor:
                     continue
                 if clock() - started > budget:
@@ -205,6 +217,9 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                 pending.append(future)
             _drain(pending)
             recorder.flush()
+        except indexing.ErasureBegan:
+            log_events.upload_refused(batch.uid, batch.upload_id, "erased")
+            return "erased"
         finally:
             for future in pending:
                 future.cancel()

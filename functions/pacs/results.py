@@ -95,8 +95,10 @@ class Recorder:
 
     def __init__(self, firestore: Any, owner: str, upload_id: str,
                  now: Callable[[], datetime], batch_size: int = 50, max_delay: float = 0.3,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 before_commit: Callable[[], None] = lambda: None) -> None:
         self._firestore, self._owner, self._upload_id, self._now = firestore, owner, upload_id, now
+        self._before_commit = before_commit  # may raise to refuse the write (an erasure began)
         self._batch_size, self._max_delay, self._clock = batch_size, max_delay, clock
         self._buffer: list[FileResult] = []
         self._oldest = 0.0
@@ -117,6 +119,7 @@ class Recorder:
             pending, self._buffer = self._buffer, []
         if not pending:
             return
+        self._before_commit()
         batch = self._firestore.batch()
         now = self._now()
         for result in pending:
