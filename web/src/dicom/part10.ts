@@ -37,30 +37,30 @@ export function parsePart10(input: ArrayBuffer | Uint8Array): Part10 {
   return { bytes, view, meta, transferSyntax: textValue(view, ts), datasetStart: offset };
 }
 
-/** One explicit VR little-endian element with a short (16-bit) length. */
-export function shortElement(tag: number, vr: string, value: Uint8Array): Uint8Array {
-  const out = new Uint8Array(8 + value.length);
+/** One explicit VR little-endian element: a 16-bit length, or with ``long`` (OB, OW, ...)
+ *  two reserved bytes and a 32-bit length. */
+function element(tag: number, vr: string, value: Uint8Array, long: boolean): Uint8Array {
+  const head = long ? 12 : 8;
+  const out = new Uint8Array(head + value.length);
   const v = new DataView(out.buffer);
   v.setUint16(0, tag >>> 16, true);
   v.setUint16(2, tag & 0xffff, true);
   out[4] = vr.charCodeAt(0);
   out[5] = vr.charCodeAt(1);
-  v.setUint16(6, value.length, true);
-  out.set(value, 8);
+  if (long) v.setUint32(8, value.length, true);
+  else v.setUint16(6, value.length, true);
+  out.set(value, head);
   return out;
+}
+
+/** One explicit VR little-endian element with a short (16-bit) length. */
+export function shortElement(tag: number, vr: string, value: Uint8Array): Uint8Array {
+  return element(tag, vr, value, false);
 }
 
 /** One explicit VR little-endian element with a long (32-bit) length (OB, OW, ...). */
 export function longElement(tag: number, vr: string, value: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + value.length);
-  const v = new DataView(out.buffer);
-  v.setUint16(0, tag >>> 16, true);
-  v.setUint16(2, tag & 0xffff, true);
-  out[4] = vr.charCodeAt(0);
-  out[5] = vr.charCodeAt(1);
-  v.setUint32(8, value.length, true);
-  out.set(value, 12);
-  return out;
+  return element(tag, vr, value, true);
 }
 
 /** A UI value: ASCII, padded with NUL to an even length. */
