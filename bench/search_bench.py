@@ -20,14 +20,14 @@ QUERIES = [{"name": "a"}, {"modality": "CT"}, {"date_from": "20000101", "date_to
 def _bare_query_ms(cloud: LocalCloud, uid: str, rounds: int) -> float:
     """The same queries straight against the emulator (no function, no token check): what
     the local Firestore emulator itself costs, since it scans instead of using indexes."""
-    from pacs import search
+    from pacs import search_query
 
     fs = cloud.clients().firestore
     times = []
     for _ in range(rounds):
         for query in QUERIES:
             started = time.perf_counter()
-            search.build_query(fs, uid, query).limit(50).get()
+            search_query.build_query(fs, uid, query).limit(50).get()
             times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 from google.cloud.firestore_v1.types import StructuredQuery
-from pacs import ids, indexing, search, search_keys
+from pacs import ids, indexing, search, search_filters, search_keys, search_query
 
 from tests.localcloud_fixture import LocalCloud, User
 
@@ -278,7 +278,7 @@ def test_paging_has_no_gaps_or_repeats(cloud, dataset, filters):
         flat = [s["id"] for page in got for s in page]
         assert flat == expected, limit
         assert all(len(page) <= limit for page in got)
-        if not search.Filters.parse(filters).needs_check:
+        if not search_filters.Filters.parse(filters).needs_check:
             assert all(len(page) == limit for page in got[:-1])
 
 
@@ -322,7 +322,7 @@ def test_another_users_studies_never_appear(cloud, dataset):
     bob_first = run(cloud, dataset.users["bob"].uid, {})[0]
     sort = next(s for s in dataset.studies if s.key == bob_first).fields["StudyDate"] or "0" * 8
     page = search.search_studies(cloud.clients().firestore, dataset.users["alice"].uid, {},
-                                 search.encode_cursor(sort, bob_first), 200)
+                                 search_query.encode_cursor(sort, bob_first), 200)
     assert all(everyone[r["id"]] == dataset.users["alice"].uid for r in page["studies"])
 
 
@@ -411,7 +411,7 @@ def rest_query(cloud: LocalCloud, query: Any, token: str | None) -> requests.Res
 def test_web_client_runs_the_same_query_under_the_rules(cloud, dataset, filters):
     alice, bob = dataset.users["alice"], dataset.users["bob"]
     client = cloud.clients().firestore
-    query = search.build_query(client, alice.uid, filters).limit(30)
+    query = search_query.build_query(client, alice.uid, filters).limit(30)
     resp = rest_query(cloud, query, alice.id_token)
     assert resp.status_code == 200, resp.text
     got = [row["document"]["name"].rsplit("/", 1)[1] for row in resp.json() if "document" in row]

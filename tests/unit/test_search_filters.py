@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pacs import search, search_keys
+from pacs import search, search_keys, search_query
 from pacs.errors import BadRequest
-from pacs.search import Filters
+from pacs.search_filters import Filters
 
 
 def test_terms_hold_singles_and_pairs_but_no_triples():
@@ -115,12 +115,12 @@ def test_patient_id_and_accession_are_folded():
 
 
 def test_cursor_round_trip_and_refusals():
-    cursor = search.encode_cursor("20240131101500", "a" * 32)
-    assert search.decode_cursor(cursor) == ("20240131101500", "a" * 32)
-    for bad in ("", "not-base64!", search.encode_cursor("x", "a" * 32),
-                search.encode_cursor("20240131", "../../x"), "e30", "MQ", "bnVsbA"):
+    cursor = search_query.encode_cursor("20240131101500", "a" * 32)
+    assert search_query.decode_cursor(cursor) == ("20240131101500", "a" * 32)
+    for bad in ("", "not-base64!", search_query.encode_cursor("x", "a" * 32),
+                search_query.encode_cursor("20240131", "../../x"), "e30", "MQ", "bnVsbA"):
         with pytest.raises(BadRequest) as err:
-            search.decode_cursor(bad)
+            search_query.decode_cursor(bad)
         assert err.value.code == "bad_cursor"
 
 

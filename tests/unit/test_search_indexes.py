@@ -17,7 +17,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.types import StructuredQuery
-from pacs import search, study_delete
+from pacs import search_query, study_delete
 
 INDEX_FILE = Path(__file__).resolve().parents[2] / "firestore.indexes.json"
 EQUALITY_OPS = {"EQUAL", "IN"}
@@ -164,7 +164,7 @@ def all_filter_combinations() -> list[dict[str, str]]:
 def search_shapes(client: firestore.Client) -> dict[Shape, dict[str, str]]:
     shapes: dict[Shape, dict[str, str]] = {}
     for filters in all_filter_combinations():
-        query = search.build_query(client, "uid-1", filters)
+        query = search_query.build_query(client, "uid-1", filters)
         shapes.setdefault(shape_of(query), filters)
         # The page query: projection, cursor and limit do not change the shape.
         paged = query.select(["owner"]).start_after(["20240101000000", "a" * 32]).limit(5)
@@ -173,8 +173,8 @@ def search_shapes(client: firestore.Client) -> dict[Shape, dict[str, str]]:
 
 
 def test_shape_is_read_from_the_query_object(client):
-    query = search.build_query(client, "u", {"name": "mul", "modality": "ct",
-                                             "patient_id": "p", "date_from": "20200101"})
+    query = search_query.build_query(client, "u", {"name": "mul", "modality": "ct",
+                                                   "patient_id": "p", "date_from": "20200101"})
     assert shape_of(query) == Shape(
         "studies", "COLLECTION", frozenset({"owner", "search.patient_id"}),
         frozenset({"search.terms"}), (("search.sort", "DESCENDING"),))
