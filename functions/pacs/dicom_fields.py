@@ -44,9 +44,10 @@ _INT_FIELDS = ("SeriesNumber", "InstanceNumber")
 def field_values_from_pydicom(ds: Dataset, *, has_pixel_data: bool | None = None) -> dict:
     """Extract :data:`FIELD_NAMES` from a pydicom dataset as plain JSON-ready values.
 
-    Used by :func:`pacs.dicom_header.read_header` and, as the reference, by the tests on a dataset read
-    independently with ``pydicom.dcmread``. ``has_pixel_data`` defaults to whether a
-    pixel data element is in ``ds`` (pass it when ``ds`` was read ``stop_before_pixels``).
+    Used by :func:`pacs.dicom_header.read_header` and, as the reference, by the tests on a
+    dataset read independently with ``pydicom.dcmread``. ``has_pixel_data`` defaults to
+    whether a pixel data element is in ``ds`` (pass it when ``ds`` was read
+    ``stop_before_pixels``).
     Text is decoded with the Specific Character Set (person names in their ``^``/``=``
     form); empty values are ``None``; numbers that do not parse are ``None``.
     """

@@ -50,9 +50,9 @@ _UID_FIELDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 class InstanceHeader:
     """What ingest needs from one instance: its identity and a few searchable fields.
 
-    ``fields`` holds exactly :data:`~pacs.dicom_fields.FIELD_NAMES` as JSON-serializable plain values
-    (``None`` when absent or empty). ``pixel_data_offset``/``pixel_data_length`` locate the
-    pixel data value (offsets in the inflated stream for deflated files).
+    ``fields`` holds exactly :data:`~pacs.dicom_fields.FIELD_NAMES` as JSON-serializable
+    plain values (``None`` when absent or empty). ``pixel_data_offset``/``pixel_data_length``
+    locate the pixel data value (offsets in the inflated stream for deflated files).
     """
 
     transfer_syntax_uid: str
