@@ -56,7 +56,7 @@ def dev() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m localcloud")
-    parser.add_argument("command", choices=["up", "down", "dev", "status"])
+    parser.add_argument("command", choices=["up", "down", "dev", "status", "mainjob"])
     args = parser.parse_args()
     if args.command == "up":
         report(launcher.up())
@@ -65,6 +65,15 @@ def main() -> int:
         print(f"stopped {len(names)} processes" if names else "local cloud was not running")
     elif args.command == "dev":
         return dev()
+    elif args.command == "mainjob":
+        # The main job against a cloud started by `make up` (CI runs it this way).
+        current = state.read()
+        if not current:
+            print("the local cloud is not running (make up)", file=sys.stderr)
+            return 1
+        from localcloud import mainjob
+
+        return 0 if mainjob.run(current) else 1
     else:
         print(json.dumps(launcher.status(), indent=2))
         return 0 if state.read() else 1

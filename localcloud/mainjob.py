@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -41,26 +42,45 @@ def _pacs(*args: str, env: dict[str, str]) -> dict[str, Any]:
     return json.loads(proc.stdout)
 
 
-def run(state: dict[str, Any]) -> None:
+def run(state: dict[str, Any]) -> bool:
+    """Sign in (or sign up, confirming 18+), upload the demo study, print what happened.
+
+    Returns True when every upload finished (complete or partial) and studies are listed.
+    """
     env = {**os.environ, "PACS_SESSION_FILE": str(config.STATE_DIR / "demo-session.json")}
     zip_path = build_demo_zip(config.STATE_DIR / "demo-study.zip")
     print(f"main job: signing in {DEMO_EMAIL}")
     account = _pacs("login", "--email", DEMO_EMAIL, "--password", DEMO_PASSWORD, env=env)
-    if not account.get("ok"):
+    if account.get("ok"):
+        # An account kept from an earlier run may predate its profile (idempotent).
+        _pacs("privacy", "profile", "--create", "--adult", "yes", env=env)
+    else:
         _pacs("signup", "--email", DEMO_EMAIL, "--password", DEMO_PASSWORD, "--adult", "yes",
               env=env)
     print(f"main job: uploading {zip_path.name} ({zip_path.stat().st_size // 1024} KiB)")
     result = _pacs("upload", str(zip_path), "--wait", env=env)
-    for upload in result["uploads"]:
+    for upload in result.get("uploads", []):
         print(f"  upload {upload.get('upload_id')}: {upload.get('status')} {upload.get('counts')}")
         for item in upload.get("files", []):
             if item["status"] != "stored":
                 print(f"    #{item['index']:>3} {item['status']:9s} {item.get('message') or ''}")
-    try:
-        studies = _pacs("studies", env=env)
-    except (RuntimeError, ValueError):
-        return
+    if not result.get("uploads"):
+        print(f"main job: upload failed: {result.get('message') or result}")
+        return False
+    # Counts, modalities and previews are settled just after the upload finishes.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            studies = _pacs("studies", env=env)
+        except (RuntimeError, ValueError):
+            return False
+        listed = studies.get("studies", [])
+        if (listed and all(s.get("instance_count") for s in listed)) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     for study in studies.get("studies", []):
         print(f"  study {study['id'][:12]}  {study.get('StudyDate') or '-':8s}  "
               f"{','.join(study.get('modalities') or []):6s}  {study.get('series_count')} series, "
               f"{study.get('instance_count')} instances  {study.get('StudyDescription') or ''}")
+    finished = all(u.get("status") in ("complete", "partial") for u in result["uploads"])
+    return finished and bool(studies.get("studies"))
