@@ -71,6 +71,9 @@ export class DicomViewer {
     this.app.addEventListener('load', () => {
       this.loaded = true;
       this.app.setTool('WindowLevel');
+      // dwv shows whichever slice arrived first while the series loads; once it is whole,
+      // open at the first image so every viewing starts at the same place.
+      this.goTo(0);
       this.emit();
       this.events.onLoaded?.();
     });
