@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import ceilings, ours, workloads
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                                     f"{w.path.stat().st_size / 1e6:.0f} MB zip" for w in built))
     orthanc = {} if args.no_orthanc else run_orthanc([w.path for w in built])
     cloud = start_test_cloud(tmp / "cloud")
-    results: dict = {"when": datetime.now(timezone.utc).isoformat(), "workloads": {}}
+    results: dict = {"when": datetime.now(UTC).isoformat(), "workloads": {}}
     try:
         for w in built:
             figures = ours.ingest(cloud, w)
@@ -92,6 +92,9 @@ def report(results: dict) -> None:
     for name, f in results["workloads"].items():
         print(f"{name}: all stored at {f['stored_s']:.1f} s, all indexed at {f['indexed_s']:.1f} s, "
               f"series settled at {f['settled_s']:.1f} s")
+    for name, f in results["workloads"].items():
+        docs = ", ".join(f"{k} {v}" for k, v in f["documents"].items())
+        print(f"{name}: documents written {f['documents_per_instance']:.2f} per instance ({docs})")
     print(f"Firestore writes: {ceilings.WRITES_DESCRIPTION}")
     print("peak RSS (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in results["peak_rss_mib"].items()))
     big = results.get("big_archive")

@@ -67,15 +67,34 @@ def ingest(cloud: LocalCloud, workload: Workload, timeout: float = 1800) -> dict
     ends = {"stored_s": phases.get("indexing", phases.get("settling", seconds)),
             "indexed_s": phases.get("settling", seconds), "settled_s": seconds}
     counts = upload_record(cloud, body["upload_id"]).get("counts", {})
+    documents = _documents_written(cloud, user.uid, body["upload_id"])
     return {"seconds": seconds, "instances_per_s": workload.instances / seconds,
             "mb_per_s": workload.instance_bytes / 1e6 / seconds,
-            "ms_per_instance": seconds * 1000 / workload.instances, "counts": counts, **ends}
+            "ms_per_instance": seconds * 1000 / workload.instances, "counts": counts,
+            "documents": documents,
+            "documents_per_instance": sum(documents.values()) / workload.instances, **ends}
+
+
+def _documents_written(cloud: LocalCloud, uid: str, upload_id: str) -> dict[str, int]:
+    """Documents the upload left, counted in Firestore (each written at least once): the
+    measured side of "Firestore writes per instance"."""
+    fs = cloud.clients().firestore
+    owned = FieldFilter("owner", "==", uid)
+
+    def count(query) -> int:
+        return int(query.count().get()[0][0].value)
+
+    return {"results": count(fs.collection("uploads").document(upload_id).collection("files")),
+            "instances": count(fs.collection_group("instances").where(filter=owned)),
+            "series": count(fs.collection_group("series").where(filter=owned)),
+            "studies": count(fs.collection("studies").where(filter=owned)),
+            "upload": 1}
 
 
 def big_archive(cloud: LocalCloud, out_dir: Path, gigabytes: float) -> dict:
     """Ingest one archive of about ``gigabytes`` GB (512x512 CT slices, 8 series) and report
     each function's peak RSS afterwards: the memory bound must hold whatever the size."""
-    from bench.workloads import corpus_file, build
+    from bench.workloads import build, corpus_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
     count = max(1, int(gigabytes * 1e9 / 526_000))

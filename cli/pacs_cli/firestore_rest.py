@@ -4,7 +4,8 @@ what the user sees (their own uploads, results and studies), exactly as in the w
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import requests
 

@@ -66,7 +66,7 @@ def spool(stream: IO[bytes], max_bytes: int) -> tuple[IO[bytes], int, str]:
 
 def store_instance(storage: Any, settings: Settings, uid: str, upload_id: str, member: int,
                    data: IO[bytes], size: int, sha256: str,
-                   header: "dicom_header.InstanceHeader") -> StoredInstance:
+                   header: dicom_header.InstanceHeader) -> StoredInstance:
     """Write the instance create-only; classify an existing object as ours, duplicate or conflict.
 
     The object carries its parsed header sealed in metadata (:mod:`pacs.header_seal`), so

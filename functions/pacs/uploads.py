@@ -8,9 +8,10 @@ first, so ``on_upload_finalized`` can refuse any object that has none.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pacs import ids, profile
 from pacs.errors import BadRequest, QuotaExceeded
@@ -30,7 +31,7 @@ class UploadRequest:
     content_type: str
 
     @classmethod
-    def from_json(cls, body: Mapping[str, Any] | None) -> "UploadRequest":
+    def from_json(cls, body: Mapping[str, Any] | None) -> UploadRequest:
         """Validate the request body's shape (limits are checked by :func:`start_upload`)."""
         if not isinstance(body, Mapping):
             raise BadRequest("send a JSON object with filename, size and content_type")
@@ -60,7 +61,7 @@ def _usage(firestore: Any, uid: str, since: datetime) -> tuple[int, int]:
 
 def start_upload(firestore: Any, storage: Any, settings: Settings, uid: str,
                  request: UploadRequest, origin: str | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> dict[str, Any]:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> dict[str, Any]:
     """Check the caller's profile (the 18+ attestation) and limits, record the upload as
     ``pending`` and open its upload session.
 

@@ -41,6 +41,6 @@ def test_keyboard_wheel_and_slider_move_through_slices(web, viewer_account):
     assert last["status"] == f"Image {SLICES} of {SLICES}" and last["slider"] == str(SLICES - 1)
     # Each move shows another slice's pixels.
     hashes = [first["hash"], arrow["hash"], wheel["hash"], last["hash"]]
-    assert all(a != b for a, b in zip(hashes, hashes[1:])), hashes
+    assert all(a != b for a, b in zip(hashes, hashes[1:], strict=False)), hashes
     assert "dwv-layer-group" in out["focused"], "the viewer keeps the keyboard focus"
     assert not _csp_errors(out["errors"]), out["errors"]

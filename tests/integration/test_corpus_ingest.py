@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pydicom
 import pytest
-
 from pacs import dicom_fields, dicom_header, ids
 from pacs.indexing import INSTANCE_FIELDS, SERIES_FIELDS, STUDY_FIELDS
+
 from tests.dicom_corpus import corpus
 from tests.ingest_helpers import file_results, upload_bytes, wait_final, wait_settled, zip_bytes
 

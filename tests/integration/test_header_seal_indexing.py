@@ -9,12 +9,18 @@ import uuid
 
 import pydicom
 import pytest
+from pacs import header_seal, ids, indexing
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from pacs import header_seal, ids, indexing
-from tests.ingest_helpers import (file_results, instance_docs, instance_objects, upload_bytes,
-                                  wait_final, wait_settled)
+from tests.ingest_helpers import (
+    file_results,
+    instance_docs,
+    instance_objects,
+    upload_bytes,
+    wait_final,
+    wait_settled,
+)
 from tests.localcloud_fixture import wait_for
 
 pytestmark = pytest.mark.localcloud

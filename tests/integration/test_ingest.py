@@ -10,8 +10,15 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from tests.ingest_helpers import (file_results, instance_docs, instance_objects, start_upload,
-                                  upload_bytes, upload_record, wait_final, wait_settled, zip_bytes)
+from tests.ingest_helpers import (
+    file_results,
+    instance_docs,
+    instance_objects,
+    start_upload,
+    upload_bytes,
+    wait_final,
+    wait_settled,
+)
 from tests.localcloud_fixture import wait_for
 
 pytestmark = pytest.mark.localcloud

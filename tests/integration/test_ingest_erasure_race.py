@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 import pydicom
 import pytest
+from pacs import erasure, ingest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from pacs import erasure, ingest
 from tests.ingest_helpers import file_results
 
 pytestmark = pytest.mark.localcloud

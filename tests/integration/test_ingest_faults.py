@@ -16,8 +16,15 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-from tests.ingest_helpers import (file_results, instance_docs, instance_objects, upload_bytes,
-                                  wait_final, wait_settled, zip_bytes)
+from tests.ingest_helpers import (
+    file_results,
+    instance_docs,
+    instance_objects,
+    upload_bytes,
+    wait_final,
+    wait_settled,
+    zip_bytes,
+)
 from tests.localcloud_fixture import start_test_cloud, stop_test_cloud, wait_for
 
 pytestmark = pytest.mark.localcloud

@@ -82,7 +82,6 @@ def test_scheduled_message_reaches_retention_function(cloud_env):
 def test_id_token_verifies_and_revocation_is_checked(cloud_env):
     # Arrange
     from firebase_admin import auth as admin_auth
-
     from pacs.auth import verify_caller
     from pacs.errors import AuthError
 

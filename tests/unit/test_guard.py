@@ -1,7 +1,6 @@
 """The production guard: emulator variables are never honoured when deployed."""
 
 import pytest
-
 from pacs.guard import UnsafeEnvironment, assert_safe_environment
 
 

@@ -8,9 +8,8 @@ import json
 
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
-
 from pacs import dicom_header, header_seal, indexing
+from pydicom.data import get_testdata_file
 
 KEY = b"unit-test-hash-key"
 NAME = "uid1/study1/instance1.dcm"

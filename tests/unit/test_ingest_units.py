@@ -1,11 +1,10 @@
 """Pure pieces of ingest: object-name parsing, final status, keyed ids, search keys."""
 
 import pytest
-
 from pacs import ids, results, search_keys
+from pacs.errors import BadRequest
 from pacs.ingest import parse_upload_object
 from pacs.uploads import UploadRequest
-from pacs.errors import BadRequest
 
 
 @pytest.mark.parametrize("name,expected", [

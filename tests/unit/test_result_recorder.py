@@ -11,7 +11,7 @@ from pacs.results import FileResult
 
 
 class FakeBatch:
-    def __init__(self, store: "FakeFirestore") -> None:
+    def __init__(self, store: FakeFirestore) -> None:
         self.store, self.writes = store, []
 
     def set(self, ref: Any, doc: dict) -> None:
@@ -25,10 +25,10 @@ class FakeRef:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def collection(self, name: str) -> "FakeRef":
+    def collection(self, name: str) -> FakeRef:
         return FakeRef(f"{self.path}/{name}")
 
-    def document(self, name: str) -> "FakeRef":
+    def document(self, name: str) -> FakeRef:
         return FakeRef(f"{self.path}/{name}")
 
 

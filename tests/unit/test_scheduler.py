@@ -1,6 +1,6 @@
 """The local scheduler reads the one schedule definition and computes cron times."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from localcloud import config, scheduler
 
@@ -14,7 +14,7 @@ def test_every_job_has_a_topic_a_function_listens_on():
 def test_next_runs_follow_the_crons():
     jobs = [{"name": "a", "schedule": "*/15 * * * *", "topic": "t", "data": {}},
             {"name": "b", "schedule": "30 2 * * *", "topic": "t", "data": {}}]
-    after = datetime(2026, 11, 25, 2, 20, tzinfo=timezone.utc)
+    after = datetime(2026, 11, 25, 2, 20, tzinfo=UTC)
     runs = scheduler.next_runs(jobs, after)
     assert [(when.hour, when.minute, job["name"]) for when, job in runs] == [(2, 30, "a"), (2, 30, "b")]
     # Strictly after: a run at the cursor itself is not repeated.
