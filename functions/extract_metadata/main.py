@@ -2,8 +2,7 @@
 (counts and preview) once an upload's instances are indexed (Pub/Sub)."""
 
 import functions_framework
-from pacs import events, guard, http, indexing, settle
-from pacs.clients import default_clients
+from pacs import guard, http, indexing, settle
 
 guard.assert_safe_environment()
 
@@ -17,7 +16,4 @@ def on_instance_finalized(event):
 @functions_framework.cloud_event
 def settle_series(event):
     """Recompute a series' counts and build its preview (retried until indexed)."""
-    clients = default_clients()
-    message = events.pubsub_message(event.get_data() or {})
-    http.run_event("settle_series", lambda: settle.settle_series(clients, message.json()),
-                   message_id=message.message_id)
+    http.run_pubsub_json("settle_series", event, settle.settle_series)

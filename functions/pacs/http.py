@@ -91,3 +91,16 @@ def run_storage_event(function: str, event: Any, bucket_role: str,
         return None
     clients = default_clients()
     return run_event(function, lambda: handle(clients, storage_event), ce_id=attributes.get("id"))
+
+
+def run_pubsub_json(function: str, event: Any, handle: Callable[[Any, Any], Any]) -> Any:
+    """The shared body of a Pub/Sub-triggered entry point whose message is JSON: run
+    ``handle(clients, body)`` under :func:`run_event` (a failure is redelivered)."""
+    from pacs import events
+    from pacs.clients import default_clients
+
+    clients = default_clients()
+    message = events.pubsub_message(event.get_data() or {})
+    return run_event(function, lambda: handle(clients, message.json()),
+                     message_id=message.message_id)
+

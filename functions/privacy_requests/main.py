@@ -18,7 +18,7 @@ Routes match the end of the path, so a Hosting rewrite prefix (``/api/privacy/..
 import functools
 
 import functions_framework
-from pacs import access_log, consent, erasure, events, guard, http, privacy, profile, signing
+from pacs import access_log, consent, erasure, guard, http, privacy, profile, signing
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest, Forbidden, NotFound
@@ -151,7 +151,5 @@ def privacy_requests(request):
 @functions_framework.cloud_event
 def run_privacy_job(event):
     """A ``privacy-jobs`` message: run the export or erasure it names (retried until done)."""
-    clients = default_clients()
-    message = events.pubsub_message(event.get_data() or {})
-    http.run_event("run_privacy_job", lambda: privacy.run_job(clients, message.json(), _signer),
-                   message_id=message.message_id)
+    http.run_pubsub_json("run_privacy_job", event,
+                         lambda clients, body: privacy.run_job(clients, body, _signer))

@@ -2,7 +2,7 @@
 continue a checkpointed archive (Pub/Sub)."""
 
 import functions_framework
-from pacs import events, guard, http, ingest, uploads
+from pacs import guard, http, ingest, uploads
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest
@@ -35,7 +35,4 @@ def on_upload_finalized(event):
 @functions_framework.cloud_event
 def continue_upload(event):
     """A checkpoint message: continue an archive where its last batch stopped."""
-    clients = default_clients()
-    message = events.pubsub_message(event.get_data() or {})
-    http.run_event("continue_upload", lambda: ingest.handle_continuation(clients, message.json()),
-                   message_id=message.message_id)
+    http.run_pubsub_json("continue_upload", event, ingest.handle_continuation)
