@@ -22,6 +22,21 @@ class Clients:
     settings: Settings
 
 
+class HasClients:
+    """``firestore`` and ``settings`` shortcuts for the dataclasses that carry ``clients``
+    into domain code (an erasure subject, a study being deleted, a retention job)."""
+
+    clients: Clients
+
+    @property
+    def firestore(self) -> Any:
+        return self.clients.firestore
+
+    @property
+    def settings(self) -> Settings:
+        return self.clients.settings
+
+
 def _anonymous_if_emulated(var: str) -> Any:
     if os.environ.get(var):
         from google.auth.credentials import AnonymousCredentials

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pacs.clients import Clients
+from pacs.clients import Clients, HasClients
 
 BATCH = 400
 DELETE_WORKERS = 16
@@ -38,7 +38,7 @@ class LocationFailed(Exception):
 
 
 @dataclass(frozen=True)
-class Subject:
+class Subject(HasClients):
     """Whose data: the clients and the uid (checked to be a safe path segment)."""
 
     clients: Clients
@@ -47,14 +47,6 @@ class Subject:
     def __post_init__(self) -> None:
         if not isinstance(self.uid, str) or not SAFE_UID.match(self.uid):
             raise ValueError("unsafe uid")
-
-    @property
-    def firestore(self) -> Any:
-        return self.clients.firestore
-
-    @property
-    def settings(self) -> Any:
-        return self.clients.settings
 
 
 @dataclass(frozen=True)

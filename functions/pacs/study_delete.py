@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pacs import ids, indexing, log_events, results, search, uploads
-from pacs.clients import Clients
+from pacs.clients import Clients, HasClients
 from pacs.errors import TransientError
 
 COLLECTION = "deletions"
@@ -43,21 +43,13 @@ _KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
-class StudyTarget:
+class StudyTarget(HasClients):
     """What a deleter gets: the clients, the owner, the study key and the request time."""
 
     clients: Clients
     uid: str
     study_key: str
     now: datetime
-
-    @property
-    def firestore(self) -> Any:
-        return self.clients.firestore
-
-    @property
-    def settings(self) -> Any:
-        return self.clients.settings
 
 
 @dataclass(frozen=True)

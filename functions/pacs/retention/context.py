@@ -9,11 +9,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pacs.clients import Clients
+from pacs.clients import Clients, HasClients
 from pacs.errors import PacsError
 from pacs.paging import Budget
 
 MAX_ERROR_CODES = 20
+
+
+def delete_blob(blob: Any) -> bool:
+    """Delete this generation of an object; False when it was already gone or replaced."""
+    from google.api_core.exceptions import NotFound, PreconditionFailed
+
+    try:
+        blob.delete(if_generation_match=blob.generation)
+    except (NotFound, PreconditionFailed):
+        return False
+    return True
 
 
 def error_code(step: str, err: BaseException) -> str:
@@ -24,7 +35,7 @@ def error_code(step: str, err: BaseException) -> str:
 
 
 @dataclass
-class JobContext:
+class JobContext(HasClients):
     """One run of one job.
 
     Attributes
@@ -66,14 +77,6 @@ class JobContext:
     more: bool = False
     progressed: bool = False
 
-    @property
-    def settings(self) -> Any:
-        return self.clients.settings
-
-    @property
-    def firestore(self) -> Any:
-        return self.clients.firestore
-
     def count(self, name: str, n: int = 1) -> None:
         if n:
             self.counts[name] += n
@@ -83,6 +86,15 @@ class JobContext:
         if n:
             self.counts[name] += n
             self.progressed = True
+
+    def delete_object(self, blob: Any, counter: str, step: str) -> None:
+        """Delete this generation of an object, counting it under ``counter``; a failure is
+        recorded under ``step`` and the job goes on (the next run retries it)."""
+        try:
+            if delete_blob(blob):
+                self.changed(counter)
+        except Exception as err:  # noqa: BLE001 - counted; the next run retries it
+            self.error(step, err)
 
     def error(self, step: str, err: BaseException, n: int = 1) -> None:
         """Record a failed item (the job goes on with the others)."""

@@ -73,17 +73,6 @@ def delete_query_pages(ctx: JobContext, query: Any, step: str, counter: str) -> 
     return True
 
 
-def delete_blob(blob: Any) -> bool:
-    """Delete this generation of an object; False when it was already gone or replaced."""
-    from google.api_core.exceptions import NotFound, PreconditionFailed
-
-    try:
-        blob.delete(if_generation_match=blob.generation)
-    except (NotFound, PreconditionFailed):
-        return False
-    return True
-
-
 def purge_exports(ctx: JobContext) -> bool:
     """Delete export archives whose link has expired. False when the budget ran out."""
     settings = ctx.settings
@@ -95,11 +84,7 @@ def purge_exports(ctx: JobContext) -> bool:
         for blob in page:
             if blob.time_created is None or blob.time_created >= cutoff:
                 continue
-            try:
-                if delete_blob(blob):
-                    ctx.changed("exports_deleted")
-            except Exception as err:  # noqa: BLE001 - counted; the next run retries it
-                ctx.error("delete_export", err)
+            ctx.delete_object(blob, "exports_deleted", "delete_export")
         if ctx.out_of_time():
             return False
     return True

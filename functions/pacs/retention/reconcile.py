@@ -35,8 +35,7 @@ from typing import Any
 from pacs import ids
 from pacs.events import StorageObjectEvent
 from pacs.paging import blob_pages, prefix_end, query_pages
-from pacs.retention.context import JobContext
-from pacs.retention.logs import delete_blob
+from pacs.retention.context import JobContext, delete_blob
 
 STATE = "retention_state"
 INSTANCES, PREVIEWS = "instances", "previews"
@@ -291,11 +290,7 @@ def reconcile_previews(ctx: JobContext, after: str | None) -> bool:
             if doc is not None and doc.get("owner") == target[0] and (
                     (doc.get("preview") or {}).get("object") == blob.name):
                 continue
-            try:
-                if delete_blob(blob):
-                    ctx.changed("previews_removed")
-            except Exception as err:  # noqa: BLE001 - counted; the next pass retries it
-                ctx.error("remove_preview", err)
+            ctx.delete_object(blob, "previews_removed", "remove_preview")
         if page:
             _save(ctx, PREVIEWS, page[-1].name)
             ctx.progressed = True

@@ -27,8 +27,7 @@ from typing import Any
 
 from pacs import results, uploads
 from pacs.paging import blob_pages, query_pages
-from pacs.retention.context import JobContext
-from pacs.retention.logs import delete_blob
+from pacs.retention.context import JobContext, delete_blob
 
 EXPIRED_MESSAGE = "The upload was started but its file never arrived; start it again."
 
@@ -162,11 +161,7 @@ def delete_raw_objects(ctx: JobContext) -> bool:
                     ctx.count("raw_objects_kept")
                     continue
                 counter = "orphan_raw_objects_deleted"
-            try:
-                if delete_blob(blob):
-                    ctx.changed(counter)
-            except Exception as err:  # noqa: BLE001 - counted; the next run retries it
-                ctx.error("delete_raw_object", err)
+            ctx.delete_object(blob, counter, "delete_raw_object")
         if ctx.out_of_time():
             return False
     return True
