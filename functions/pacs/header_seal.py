@@ -16,6 +16,7 @@ to reading the object, so the seal is an optimisation, never a source of truth o
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -29,6 +30,7 @@ MAX_SEAL_CHARS = 4096
 _NONCE_BYTES = 12
 
 
+@functools.lru_cache(maxsize=4)
 def _seal_key(hash_key: bytes) -> bytes:
     """A key for sealing only, derived so the hash key itself never encrypts anything."""
     return hmac.new(hash_key, b"pacs header seal " + VERSION, hashlib.sha256).digest()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 
 def keyed_hash(key: bytes, *parts: str) -> str:
@@ -28,6 +30,21 @@ def series_key(key: bytes, uid: str, series_uid: str) -> str:
 
 def instance_key(key: bytes, uid: str, sop_uid: str) -> str:
     return keyed_hash(key, "instance", uid, sop_uid)
+
+
+class InstanceKeys(NamedTuple):
+    """The keyed ids of one instance: its study, series and own."""
+
+    study: str
+    series: str
+    instance: str
+
+
+def instance_keys(key: bytes, uid: str, fields: Mapping[str, Any]) -> InstanceKeys:
+    """All three keyed ids from an instance's header fields (computed once per instance)."""
+    return InstanceKeys(study_key(key, uid, fields["StudyInstanceUID"]),
+                        series_key(key, uid, fields["SeriesInstanceUID"]),
+                        instance_key(key, uid, fields["SOPInstanceUID"]))
 
 
 def log_id(key: bytes, value: str) -> str:

@@ -180,9 +180,10 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
 
     erased = threading.Event()
 
-    def finish(index: int, name: str, prepared: Any) -> None:
+    def finish(index: int, name: str, prepared: Any, keys: ids.InstanceKeys) -> None:
         try:
-            recorder.add(_store_prepared(clients, batch, index, name, prepared, parents, now))
+            recorder.add(_store_prepared(clients, batch, index, name, prepared, keys, parents,
+                                         now))
         except indexing.ErasureBegan:
             erased.set()
             raise
@@ -207,13 +208,13 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                     continue
                 # Two members holding one SOP Instance UID: the earlier one is written first,
                 # so "first copy kept" follows the archive's order, not thread timing.
-                key = ids.instance_key(clients.settings.hash_key, batch.uid,
-                                       prepared[3].fields["SOPInstanceUID"])
-                if key in by_instance:
-                    by_instance[key].result()
+                keys = ids.instance_keys(clients.settings.hash_key, batch.uid,
+                                         prepared[3].fields)
+                if keys.instance in by_instance:
+                    by_instance[keys.instance].result()
                 slots.acquire()
-                future = pool.submit(finish, member.index, member.display_name, prepared)
-                by_instance[key] = future
+                future = pool.submit(finish, member.index, member.display_name, prepared, keys)
+                by_instance[keys.instance] = future
                 pending.append(future)
             _drain(pending)
             recorder.flush()
@@ -295,19 +296,15 @@ def _spool(clients: Clients, index: int, name: str, stream: Any) -> FileResult |
 
 
 def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepared: tuple,
-                    parents: indexing.ParentDocuments,
+                    keys: ids.InstanceKeys, parents: indexing.ParentDocuments,
                     now: Callable[[], datetime] = _now) -> FileResult:
     """Store one spooled, parsed DICOM file and classify the outcome. Its series and study
     documents exist before the object does (the indexer relies on it)."""
     data, size, sha256, header = prepared
-    key = clients.settings.hash_key
-    fields = header.fields
-    parents.ensure(clients.firestore, fields, batch.uid,
-                   ids.study_key(key, batch.uid, fields["StudyInstanceUID"]),
-                   ids.series_key(key, batch.uid, fields["SeriesInstanceUID"]), now())
+    parents.ensure(clients.firestore, header.fields, batch.uid, keys.study, keys.series, now())
     with data:
         stored = store_instance(clients.storage, clients.settings, batch.uid, batch.upload_id,
-                                index, data, size, sha256, header)
+                                index, data, size, sha256, header, keys)
     reason = {results.DUPLICATE: "duplicate", results.CONFLICT: "conflict"}.get(stored.status)
     log_events.instance_stored(batch.uid, batch.upload_id, index, stored.status,
                                stored.instance_key[:16])
@@ -322,7 +319,9 @@ def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: An
     prepared = _spool(clients, index, name, stream)
     if isinstance(prepared, FileResult):
         return prepared
-    return _store_prepared(clients, batch, index, name, prepared, indexing.ParentDocuments(), now)
+    keys = ids.instance_keys(clients.settings.hash_key, batch.uid, prepared[3].fields)
+    return _store_prepared(clients, batch, index, name, prepared, keys,
+                           indexing.ParentDocuments(), now)
 
 
 def _checkpoint(clients: Clients, batch: Batch, cursor: int, now: Callable[[], datetime]) -> None:

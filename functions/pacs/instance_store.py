@@ -66,19 +66,18 @@ def spool(stream: IO[bytes], max_bytes: int) -> tuple[IO[bytes], int, str]:
 
 def store_instance(storage: Any, settings: Settings, uid: str, upload_id: str, member: int,
                    data: IO[bytes], size: int, sha256: str,
-                   header: dicom_header.InstanceHeader) -> StoredInstance:
+                   header: dicom_header.InstanceHeader, keys: ids.InstanceKeys) -> StoredInstance:
     """Write the instance create-only; classify an existing object as ours, duplicate or conflict.
 
     The object carries its parsed header sealed in metadata (:mod:`pacs.header_seal`), so
-    the indexer need not read it back. The caller creates the series and study documents
+    the indexer need not read it back. ``keys`` are the instance's keyed ids
+    (:func:`pacs.ids.instance_keys`). The caller creates the series and study documents
     first (:class:`pacs.indexing.ParentDocuments`)."""
     from google.api_core.exceptions import PreconditionFailed
 
     key = settings.hash_key
     fields = header.fields
-    study = ids.study_key(key, uid, fields["StudyInstanceUID"])
-    series = ids.series_key(key, uid, fields["SeriesInstanceUID"])
-    instance = ids.instance_key(key, uid, fields["SOPInstanceUID"])
+    study, series, instance = keys
     name = ids.instance_object(uid, study, instance)
     blob = storage.bucket(settings.instances_bucket).blob(name)
     metadata = {"owner": uid, "upload_id": upload_id, "member": str(member), "sha256": sha256,
