@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -695,13 +694,7 @@ def test_rules_matrix_for_shares_and_access_records(cloud, owner):
 def test_cli_link_share_shares_revoke_and_access_log(cloud, tmp_path, public_key):
     user = cloud.create_user()
     seeded = seed_study(cloud, user.uid, instances_per_series=(2, 1))
-    conn = tmp_path / "localcloud.json"
-    conn.write_text(json.dumps({"project": cloud.project, "env": cloud.env,
-                                "function_urls": cloud.urls}))
-    env = {**os.environ, "PACS_LOCALCLOUD_FILE": str(conn),
-           "PACS_SESSION_FILE": str(tmp_path / "session.json"),
-           "PYTHONPATH": os.pathsep.join([str(config.ROOT / "cli"), str(config.ROOT)])}
-    env.pop("PACS_API_URL", None)
+    env = cloud.cli_env(tmp_path / "home")
 
     def pacs(*args):
         proc = subprocess.run([sys.executable, "-m", "pacs_cli.main", *args], env=env,

@@ -7,7 +7,6 @@ found by search, listed, shown and deleted with the CLI."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -326,13 +325,7 @@ def test_cli_finds_shows_and_deletes_an_uploaded_study(cloud, tmp_path):
         filter=FieldFilter("owner", "==", user.uid)).stream() if (s.to_dict()["search"].get("modalities")
                                               == ["CT"] and s.to_dict().get("preview"))],
         what="the study to settle")
-    conn = tmp_path / "localcloud.json"
-    conn.write_text(json.dumps({"project": cloud.project, "env": cloud.env,
-                                "function_urls": cloud.urls}))
-    env = {**os.environ, "PACS_LOCALCLOUD_FILE": str(conn),
-           "PACS_SESSION_FILE": str(tmp_path / "session.json"),
-           "PYTHONPATH": os.pathsep.join([str(config.ROOT / "cli"), str(config.ROOT)])}
-    env.pop("PACS_API_URL", None)
+    env = cloud.cli_env(tmp_path / "home")
 
     def pacs(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "pacs_cli.main", *args], env=env,

@@ -88,6 +88,17 @@ async function canvasStats(page) {
   });
 }
 
+/** The canvas after an action: the viewer redraws asynchronously, which on a loaded
+ *  machine can take a while, so poll (up to ~6 s) until its checksum leaves `hash`. */
+async function canvasAfterChange(page, hash) {
+  let now = await canvasStats(page);
+  for (let tries = 0; tries < 30 && now.hash === hash; tries += 1) {
+    await page.waitForTimeout(200);
+    now = await canvasStats(page);
+  }
+  return now;
+}
+
 async function waitForImage(page) {
   await page.waitForSelector('.viewer-page[data-loaded="true"]', { timeout: 60_000 });
   // Rendering follows the load event by a frame or two.
@@ -241,19 +252,10 @@ const scenarios = {
       await page.mouse.move(box.x + box.width / 2 + i * 12, box.y + box.height / 2 + i * 8);
     }
     await page.mouse.up();
-    // The viewer redraws asynchronously; on a loaded machine that can take a while.
-    let afterDrag = await canvasStats(page);
-    for (let tries = 0; tries < 30 && afterDrag.hash === before.hash; tries += 1) {
-      await page.waitForTimeout(200);
-      afterDrag = await canvasStats(page);
-    }
+    const afterDrag = await canvasAfterChange(page, before.hash);
     const wlAfter = await page.locator('.viewer-page').getAttribute('data-wl');
     await page.getByTestId('more-contrast').click();
-    let afterButton = await canvasStats(page);
-    for (let tries = 0; tries < 30 && afterButton.hash === afterDrag.hash; tries += 1) {
-      await page.waitForTimeout(200);
-      afterButton = await canvasStats(page);
-    }
+    const afterButton = await canvasAfterChange(page, afterDrag.hash);
     await shot(page, '07-viewer-window-level');
 
     // A compressed series (RLE MR) decodes too.
