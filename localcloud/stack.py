@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import sys
 import urllib.request
@@ -17,10 +18,28 @@ from localcloud import config, procs
 FUNCTIONS_DIR = config.ROOT / "functions"
 
 
+# Test stacks take ports below Linux's ephemeral range (32768-60999): a port from bind(0)
+# is an ephemeral one, and an outgoing connection took one between this check and the
+# function binding it (seen: gunicorn "Address already in use", events sent to another
+# stack's function).
+_PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port free now, outside the ephemeral range, not handed out before here."""
+    for _ in range(500):
+        port = random.randrange(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 20000-32000")
 
 
 @dataclass

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from localcloud.stack import free_port
 from tests.deploy.conftest import ROOT
 from tests.deploy.test_requirements import LAZY_ONLY
 
@@ -134,10 +135,6 @@ def test_every_reachable_module_imports(venvs, dry_run, tmp_path):
         assert proc.returncode == 0, f"{fn['name']}: {proc.stderr[-2000:]}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _request(fn: dict) -> tuple[str, str, dict[str, str], bytes]:
@@ -176,7 +173,7 @@ class Outcome:
 
 
 def _serve_and_probe(fn: dict, venv: Venv, folder: Path, home: Path) -> Outcome:
-    port = _free_port()
+    port = free_port()
     signature = "http" if fn["trigger"]["type"] == "http" else "cloudevent"
     log_path = home / "server.log"
     home.mkdir(parents=True, exist_ok=True)

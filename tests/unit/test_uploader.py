@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import threading
@@ -43,6 +42,8 @@ from pacs_cli.uploader import (
     upload_all,
     upload_file,
 )
+
+from localcloud.stack import free_port
 
 KIB256 = CHUNK_GRANULARITY
 
@@ -455,17 +456,13 @@ def test_upload_all_stops_on_error_when_asked(tmp_path, gcs):
 # --- against the real emulator (fake-gcs-server) ----------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     from localcloud.emulators import fake_gcs_binary
 
-    port = _free_port()
+    port = free_port()
     root = tmp_path_factory.mktemp("gcs")
     log = open(root.parent / f"fake-gcs-{port}.log", "wb")  # noqa: SIM115 - closed below
     env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
