@@ -10,7 +10,7 @@ import uuid
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-from pacs import dicom_header
+from pacs.dicom import header as dicom_header
 
 from bench.workloads import Workload, members
 
@@ -40,7 +40,8 @@ def local_cloud_ceiling(workload: Workload, clients, threads: int = 8) -> float:
     the documents are built by the same functions, so they have the same fields."""
     from datetime import UTC, datetime
 
-    from pacs import header_seal, indexing
+    from pacs.dicom import seal
+    from pacs.indexing import catalog
     from pacs.results import STORED, FileResult
 
     bucket = clients.storage.bucket(clients.settings.instances_bucket)
@@ -57,17 +58,17 @@ def local_cloud_ceiling(workload: Workload, clients, threads: int = 8) -> float:
         now = datetime.now(UTC)
         if i % per_series == 0:
             fs.collection("ceiling").document(f"{run}-{i}-series").set(
-                indexing.series_document(fields, "bench", "study", now))
+                catalog.series_document(fields, "bench", "study", now))
             fs.collection("ceiling").document(f"{run}-{i}-study").set(
-                indexing.study_document(fields, "bench", now))
+                catalog.study_document(fields, "bench", now))
         name = f"ceiling-{run}/{i}.dcm"
         blob = bucket.blob(name)
         blob.metadata = {"owner": "bench", "upload_id": run, "member": str(i), "sha256": "0" * 64,
-                         "series_key": "series", header_seal.METADATA_KEY: header_seal.seal(
-                             key, name, indexing.sealed_fields(fields, True))}
+                         "series_key": "series", seal.METADATA_KEY: seal.seal(
+                             key, name, catalog.sealed_fields(fields, True))}
         blob.upload_from_string(blobs[i], if_generation_match=0)
         fs.collection("ceiling").document(f"{run}-{i}").set(
-            indexing.instance_document(fields, "bench", "study", "series", blob, True, now))
+            catalog.instance_document(fields, "bench", "study", "series", blob, True, now))
         results[i] = FileResult(i, f"{i:05d}.dcm", STORED, size=len(blobs[i]), study_key="study",
                                 series_key="series", instance_key=str(i),
                                 sha256="0" * 64).document("bench", run, now)

@@ -20,7 +20,7 @@ QUERIES = [{"name": "a"}, {"modality": "CT"}, {"date_from": "20000101", "date_to
 def _bare_query_ms(cloud: LocalCloud, uid: str, rounds: int) -> float:
     """The same queries straight against the emulator (no function, no token check): what
     the local Firestore emulator itself costs, since it scans instead of using indexes."""
-    from pacs import search_query
+    from pacs.studies import query as search_query
 
     fs = cloud.clients().firestore
     times = []

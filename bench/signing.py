@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from google.auth import credentials as auth_credentials  # noqa: E402
 from google.auth.credentials import AnonymousCredentials  # noqa: E402
 from google.cloud import storage  # noqa: E402
-from pacs import signing  # noqa: E402
+from pacs.links import signing  # noqa: E402
 
 
 class _Source(auth_credentials.Credentials):

@@ -37,7 +37,7 @@ RUNTIME_ENV = {
 }
 
 # Every function imports the whole shared package's client layer (pacs.clients builds
-# Firestore, Storage, Pub/Sub and firebase-admin clients; pacs.signing uses google-auth,
+# Firestore, Storage, Pub/Sub and firebase-admin clients; pacs.links.signing uses google-auth,
 # requests and cryptography), so each folder gets all of it.
 BASE = [
     "functions-framework",
@@ -49,10 +49,10 @@ BASE = [
     "requests",
     "cryptography",
 ]
-# pacs.dicom_header (upload checks, header extraction); search, study deletion, privacy
+# pacs.dicom.header (upload checks, header extraction); search, study deletion, privacy
 # and retention reach it too (indexing chain), so every folder gets it.
 DICOM = ["pydicom"]
-PIXELS = [  # pacs.preview: pixel data of every transfer syntax the previews decode
+PIXELS = [  # pacs.indexing.preview: pixel data of every transfer syntax the previews decode
     "numpy",
     "pillow",
     "pylibjpeg",

@@ -17,7 +17,7 @@ from typing import Any
 import pydicom
 import requests
 from pacs import ids
-from pacs.privacy import plain
+from pacs.json_values import plain
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 

@@ -2,7 +2,8 @@
 (counts and preview) once an upload's instances are indexed (Pub/Sub)."""
 
 import functions_framework
-from pacs import guard, http, indexing, settle
+from pacs import guard, http
+from pacs.indexing import catalog, settle
 
 guard.assert_safe_environment()
 
@@ -10,7 +11,7 @@ guard.assert_safe_environment()
 @functions_framework.cloud_event
 def on_instance_finalized(event):
     """Finalize in the instances bucket: header → Firestore."""
-    http.run_storage_event("on_instance_finalized", event, "instances", indexing.index_instance)
+    http.run_storage_event("on_instance_finalized", event, "instances", catalog.index_instance)
 
 
 @functions_framework.cloud_event

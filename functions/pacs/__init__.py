@@ -1,6 +1,43 @@
 """Domain package shared by every PACS function.
 
-Each module holds one concern; entry points in ``functions/<name>/main.py`` stay thin
-and pass cloud clients in, so the logic here is tested against the emulators without
-patching globals.
+A newcomer finds any behaviour in two hops: the function folder (``functions/<name>/``,
+one thin ``main.py`` per folder) → its subpackage here. Cloud clients are passed in, so
+the logic is tested against the emulators without patching globals.
+
+Layers, lowest first. A module imports only from its own layer or lower ones (within a
+layer, never in a circle); ``tests/unit/test_architecture.py`` reads every import from the
+source and fails on a cycle, an upward import, or a library importing anything of the cloud.
+
+1. **core**: ``settings``, ``clients``, ``auth``, ``http``, ``errors``, ``log_events``,
+   ``ids``, ``events``, ``paging``, ``guard``, ``results`` (per-file upload results, written
+   by ingest and read by settle, deletion and retention), ``json_values``.
+2. **libraries** ``dicom`` (bounded header reading, the seal) and ``zip`` (safe archives):
+   pure, importing nothing of the cloud and of the core only ``pacs.errors``.
+3. **indexing** (``extract_metadata``): the study/series/instance documents, the search
+   keys stored on them, the erasure marker, settle and previews.
+4. **links** (``sign_link``): signing, manifests, shares, access history.
+5. **privacy** (``privacy_requests``): profile (18+ attestation), consent, requests, export,
+   erasure, the personal-data registry.
+6. **ingest** (``upload_handler``): starting uploads (the profile's 18+ check), the pipeline,
+   canonical instance storage.
+7. **studies** (``studies``): search filters and query, search, study deletion (which
+   reads upload records).
+8. **retention** (``retention``): the scheduled jobs, over every domain below.
 """
+
+# The allowed order, read by tests/unit/test_architecture.py: a subpackage (or core module)
+# may import from its own layer and the layers before it.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("settings", "clients", "auth", "http", "errors", "log_events", "ids", "events", "paging",
+     "guard", "results", "json_values"),
+    ("dicom", "zip"),
+    ("indexing",),
+    ("links",),
+    ("privacy",),
+    ("ingest",),
+    ("studies",),
+    ("retention",),
+)
+# What a library (pure code) may import from the rest of ``pacs``.
+LIBRARIES = ("dicom", "zip")
+LIBRARY_MAY_IMPORT = ("errors",)

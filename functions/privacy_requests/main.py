@@ -1,6 +1,6 @@
 """Data-subject rights: the HTTP endpoint ``privacy_requests`` and the job runner
-``run_privacy_job`` (Pub/Sub ``privacy-jobs``). Domain logic: :mod:`pacs.privacy`,
-:mod:`pacs.profile`, :mod:`pacs.consent`, :mod:`pacs.export`, :mod:`pacs.erasure`.
+``run_privacy_job`` (Pub/Sub ``privacy-jobs``). Domain logic: :mod:`pacs.privacy.requests`, :mod:`pacs.privacy.jobs`,
+:mod:`pacs.privacy.profile`, :mod:`pacs.privacy.consent`, :mod:`pacs.privacy.export`, :mod:`pacs.privacy.erasure`.
 
 Routes (Firebase ID token, checked for revocation, unless marked public):
 
@@ -18,10 +18,13 @@ Routes match the end of the path, so a Hosting rewrite prefix (``/api/privacy/..
 import functools
 
 import functions_framework
-from pacs import access_log, consent, erasure, guard, http, privacy, profile, signing
+from pacs import guard, http
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest, Forbidden, NotFound
+from pacs.links import access_log, signing
+from pacs.privacy import consent, erasure, jobs, profile
+from pacs.privacy.requests import get_request, list_requests, run_sync, utc_now
 
 guard.assert_safe_environment()
 
@@ -91,15 +94,15 @@ def _restrict(clients, uid, body, now):
                                      and all(c in "0123456789abcdef" for c in study_id)):
         raise NotFound("no such study", code="not_found")
     request_type = kind if restricted else "restriction_lifted"
-    return privacy.run_sync(clients.firestore, uid, request_type, clients.settings, now,
-                            lambda: profile.set_restriction(clients.firestore, uid, study_id,
-                                                            restricted, kind, now))
+    return run_sync(clients.firestore, uid, request_type, clients.settings, now,
+                    lambda: profile.set_restriction(clients.firestore, uid, study_id,
+                                                    restricted, kind, now))
 
 
 def _dispatch(request, route, arg):
     clients = default_clients()
     fs, settings = clients.firestore, clients.settings
-    now = privacy.utc_now()
+    now = utc_now()
     if route == "receipt":
         return erasure.get_receipt(fs, arg)
     caller = verify_caller(request.headers, clients.firebase_app)
@@ -116,14 +119,14 @@ def _dispatch(request, route, arg):
     if route == "rectify":
         body = _body(request)
         profile.require(fs, uid)
-        return privacy.run_sync(fs, uid, "rectification", settings, now,
-                                lambda: profile.rectify(fs, uid, body, now))
+        return run_sync(fs, uid, "rectification", settings, now,
+                        lambda: profile.rectify(fs, uid, body, now))
     if route == "requests_list":
-        return privacy.list_requests(fs, uid, now)
+        return list_requests(fs, uid, now)
     if route == "request_get":
-        return privacy.get_request(fs, uid, arg, now)
+        return get_request(fs, uid, arg, now)
     if route == "requests_submit":
-        return privacy.submit(clients, caller, _body(request), now)
+        return jobs.submit(clients, caller, _body(request), now)
     if route == "restrict":
         return _restrict(clients, uid, _body(request), now)
     if route == "consent_get":
@@ -152,4 +155,4 @@ def privacy_requests(request):
 def run_privacy_job(event):
     """A ``privacy-jobs`` message: run the export or erasure it names (retried until done)."""
     http.run_pubsub_json("run_privacy_job", event,
-                         lambda clients, body: privacy.run_job(clients, body, _signer))
+                         lambda clients, body: jobs.run_job(clients, body, _signer))

@@ -11,10 +11,11 @@ Routes match the end of the path, so a Hosting rewrite prefix (``/api/links/...`
 import functools
 
 import functions_framework
-from pacs import access_log, guard, http, links, shares, signing
+from pacs import guard, http
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest, NotFound
+from pacs.links import access_log, manifests, shares, signing
 
 guard.assert_safe_environment()
 
@@ -77,7 +78,7 @@ def sign_link(request):
         client = access_log.client_info(request.headers, request.remote_addr,
                                         clients.settings.forwarded_hops)
         if route in PUBLIC:
-            minter = links.Minter(clients, _signer())
+            minter = manifests.Minter(clients, _signer())
             handler = shares.share_manifest if route == "share_manifest" else shares.share_series
             return handler(minter, _body(request), client)
         uid = verify_caller(request.headers, clients.firebase_app).uid
@@ -85,15 +86,15 @@ def sign_link(request):
             return access_log.list_records(clients.firestore, uid, _limit(request.args.get("limit")),
                                            request.args.get("page_token") or None)
         if route.startswith("shares_"):  # no URLs signed: no signer needed
-            minter = links.Minter(clients, None)
+            minter = manifests.Minter(clients, None)
             if route == "shares_list":
                 return shares.list_shares(minter, uid)
             if route == "shares_revoke":
                 return shares.revoke_share(minter, uid, arg, client)
             return shares.create_share(minter, uid, _body(request), client)
-        minter = links.Minter(clients, _signer())
+        minter = manifests.Minter(clients, _signer())
         if route == "manifest":
-            return links.owner_manifest(minter, uid, _body(request), client)
-        return links.owner_series(minter, uid, _body(request), client)
+            return manifests.owner_manifest(minter, uid, _body(request), client)
+        return manifests.owner_series(minter, uid, _body(request), client)
 
     return http.handle("sign_link", call)

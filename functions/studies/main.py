@@ -2,17 +2,18 @@
 revocation).
 
 ``GET /?name=&patient_id=&date=&date_from=&date_to=&modality=&accession=&keyword=&limit=&cursor=``
-→ ``{"studies": [...], "next_cursor": ...}`` (see :mod:`pacs.search`);
+→ ``{"studies": [...], "next_cursor": ...}`` (see :mod:`pacs.studies.search`);
 ``GET /{study_id}`` → ``{"study": {...}, "series": [...]}``;
-``DELETE /{study_id}`` → ``{"deletion": {...}}`` (see :mod:`pacs.study_delete`).
+``DELETE /{study_id}`` → ``{"deletion": {...}}`` (see :mod:`pacs.studies.deletion`).
 Routes match the end of the path, so a Hosting rewrite prefix (``/api/studies/...``) works.
 """
 
 import functions_framework
-from pacs import guard, http, search, study_delete
+from pacs import guard, http
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest
+from pacs.studies import deletion, search
 
 guard.assert_safe_environment()
 
@@ -43,6 +44,6 @@ def studies(request):
                                          args.get("limit"))
         if request.method == "GET":
             return search.get_study(clients.firestore, uid, study_id)
-        return {"deletion": study_delete.delete_study(clients, uid, study_id)}
+        return {"deletion": deletion.delete_study(clients, uid, study_id)}
 
     return http.handle("studies", call)

@@ -2,10 +2,11 @@
 continue a checkpointed archive (Pub/Sub)."""
 
 import functions_framework
-from pacs import guard, http, ingest, uploads
+from pacs import guard, http
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest
+from pacs.ingest import pipeline, uploads
 
 guard.assert_safe_environment()
 
@@ -29,10 +30,10 @@ def create_upload(request):
 @functions_framework.cloud_event
 def on_upload_finalized(event):
     """Finalize in the uploads bucket: check against the record, unzip safely, store."""
-    http.run_storage_event("on_upload_finalized", event, "uploads", ingest.handle_upload_finalized)
+    http.run_storage_event("on_upload_finalized", event, "uploads", pipeline.handle_upload_finalized)
 
 
 @functions_framework.cloud_event
 def continue_upload(event):
     """A checkpoint message: continue an archive where its last batch stopped."""
-    http.run_pubsub_json("continue_upload", event, ingest.handle_continuation)
+    http.run_pubsub_json("continue_upload", event, pipeline.handle_continuation)

@@ -17,9 +17,9 @@ from deploy import requirements
 from tests.deploy.conftest import ROOT
 
 FUNCTIONS = ROOT / "functions"
-# pacs.preview (numpy, Pillow, pixel codecs) is imported lazily by settle._build_preview,
+# pacs.indexing.preview (numpy, Pillow, pixel codecs) is imported lazily by settle._build_preview,
 # which only settle-series runs: only extract_metadata reaches it.
-LAZY_ONLY = {"preview": {"extract_metadata"}}
+LAZY_ONLY = {"pacs.indexing.preview": {"extract_metadata"}}
 
 
 def test_requirement_files_are_current():
@@ -85,7 +85,7 @@ def _third_party(folder: str) -> set[str]:
                     module = ".".join(parts[:depth])
                     if module in seen:
                         continue
-                    if len(parts) > 1 and parts[1] in LAZY_ONLY and folder not in LAZY_ONLY[parts[1]]:
+                    if module in LAZY_ONLY and folder not in LAZY_ONLY[module]:
                         continue
                     path = _module_file(module)
                     if path is not None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pydicom
 import pytest
-from pacs import dicom_fields, dicom_header, ids
-from pacs.indexing import INSTANCE_FIELDS, SERIES_FIELDS, STUDY_FIELDS
+from pacs import ids
+from pacs.dicom import fields as dicom_fields
+from pacs.dicom import header as dicom_header
+from pacs.indexing.catalog import INSTANCE_FIELDS, SERIES_FIELDS, STUDY_FIELDS
 
 from tests.dicom_corpus import corpus
 from tests.ingest_helpers import file_results, upload_bytes, wait_final, wait_settled, zip_bytes

@@ -9,7 +9,9 @@ import uuid
 
 import pydicom
 import pytest
-from pacs import header_seal, ids, indexing
+from pacs import ids
+from pacs.dicom import seal
+from pacs.indexing import catalog
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
@@ -52,12 +54,12 @@ def test_ingested_object_carries_a_seal_matching_its_document(cloud):
     wait_settled(cloud, user.uid, 1)
     # Assert: the seal opens for this object and says what the document says
     [blob] = instance_objects(cloud, user.uid)
-    token = blob.metadata[header_seal.METADATA_KEY]
-    sealed = header_seal.open_seal(key, blob.name, token)
+    token = blob.metadata[seal.METADATA_KEY]
+    sealed = seal.open_seal(key, blob.name, token)
     [doc] = instance_docs(cloud, user.uid)
     assert sealed["fields"]["SOPInstanceUID"] == ds.SOPInstanceUID == doc["SOPInstanceUID"]
-    assert {k: doc[k] for k in indexing.INSTANCE_FIELDS} == {
-        k: sealed["fields"][k] for k in indexing.INSTANCE_FIELDS}
+    assert {k: doc[k] for k in catalog.INSTANCE_FIELDS} == {
+        k: sealed["fields"][k] for k in catalog.INSTANCE_FIELDS}
     # Nothing identifying is readable in the metadata the finalize event carries.
     metadata = repr(blob.metadata)
     for value in (str(ds.PatientName), ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.StudyInstanceUID):
@@ -91,11 +93,11 @@ def test_seal_copied_onto_another_object_is_not_trusted(cloud):
     data_a, ds_a = _dicom("Copy^A")
     data_b, ds_b = _dicom("Copy^B")
     name_a, name_b = _object_name(key, user.uid, ds_a), _object_name(key, user.uid, ds_b)
-    forged = header_seal.seal(key, name_a, indexing.sealed_fields(
+    forged = seal.seal(key, name_a, catalog.sealed_fields(
         {"SOPInstanceUID": ds_b.SOPInstanceUID, "SeriesInstanceUID": ds_a.SeriesInstanceUID,
          "Rows": 1, "Columns": 1}, True))
     blob = clients.storage.bucket(cloud.buckets["instances"]).blob(name_b)
-    blob.metadata = {header_seal.METADATA_KEY: forged}
+    blob.metadata = {seal.METADATA_KEY: forged}
     # Act
     blob.upload_from_string(data_b)
     # Assert: indexed from B's own bytes, not from the copied seal

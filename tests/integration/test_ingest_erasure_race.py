@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 import pydicom
 import pytest
-from pacs import erasure, ingest
+from pacs.ingest import pipeline
+from pacs.privacy import erasure
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
@@ -62,7 +63,7 @@ def test_erasure_beginning_mid_archive_stops_further_writes(cloud):
         return datetime.now(UTC)
 
     # Act
-    outcome = ingest.process(clients, ingest.Batch(user.uid, upload_id, str(blob.generation)),
+    outcome = pipeline.process(clients, pipeline.Batch(user.uid, upload_id, str(blob.generation)),
                              now=now_then_erase)
 
     # Assert: stopped, not finished; far fewer results than members were written

@@ -30,7 +30,8 @@ from dataclasses import replace
 import pydicom
 import pytest
 import requests
-from pacs import erasure, personal_data, privacy
+from pacs.privacy import erasure, personal_data
+from pacs.privacy import requests as privacy_requests
 
 from tests.ingest_helpers import (
     instance_docs,
@@ -309,7 +310,7 @@ def test_erasure_crashing_halfway_then_retried_ends_with_nothing_left(empty_clou
     other, _ = _seed_user(cloud, f"PIDO{uuid.uuid4().hex[:8]}")
     clients, settings = cloud.clients(), cloud.settings()
     fs = clients.firestore
-    request_id, _ = privacy.create(fs, user.uid, "erasure", settings, privacy.utc_now(),
+    request_id, _ = privacy_requests.create(fs, user.uid, "erasure", settings, privacy_requests.utc_now(),
                                    receipt_id=erasure.receipt_id(settings, user.uid))
     crashing = tuple(replace(loc, delete=_crash) if loc.name == "studies" else loc
                      for loc in personal_data.LOCATIONS)
@@ -325,7 +326,7 @@ def test_erasure_crashing_halfway_then_retried_ends_with_nothing_left(empty_clou
     request = fs.collection("privacy_requests").document(request_id).get().to_dict()
     assert request["status"] == "in_progress" and request["progress"]["shares"] == "done"
     # Act 2: the retry (what Pub/Sub redelivery or resume_stalled does) through the job.
-    privacy.publish_job(clients, request_id, user.uid, "erasure")
+    privacy_requests.publish_job(clients, request_id, user.uid, "erasure")
     receipt = wait_receipt(cloud, erasure.receipt_id(settings, user.uid))
     # Assert
     assert receipt["attempts"] == 2 and receipt["locations"]["studies"] == "done"
@@ -382,7 +383,7 @@ def test_upload_arriving_after_the_marker_writes_nothing(empty_cloud):
     session = ok(start_upload(cloud, user, "late.dcm", len(data), "application/dicom"))
     clients, settings = cloud.clients(), cloud.settings()
     erasure.write_marker(clients.firestore, settings, user.uid, "user_request",
-                         privacy.utc_now())
+                         privacy_requests.utc_now())
     put_session(session["session_url"], data)
     wait_for(lambda: any(line.get("event") == "upload_refused" and line.get("code") == "erased"
                          and line.get("upload_id") == session["upload_id"]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from pacs import erasure
+from pacs.privacy import erasure
 
 from tests.privacy_helpers import (
     call,
@@ -186,7 +186,7 @@ def test_restriction_and_objection_stop_links_shares_and_analytics_and_lifting_i
 
 
 def test_analytics_needs_current_consent_and_withdrawal_can_revoke_shares(cloud):
-    from pacs import consent
+    from pacs.privacy import consent
 
     user = cloud.create_user()
     fs = cloud.clients().firestore

@@ -26,8 +26,9 @@ from typing import Any
 import pydicom
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
-from pacs import ids, study_delete
+from pacs import ids
 from pacs.retention import links, runner
+from pacs.studies import deletion
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
@@ -494,9 +495,9 @@ def test_reconcile_repairs_or_removes_every_orphan_kind(clean_firestore):
     deleting, d_study, d_series, d_instance = canonical_instance(cloud, uid)
     wait_indexed(cloud, instance_path(d_study, d_series, d_instance))
     fs.document(instance_path(d_study, d_series, d_instance)).delete()
-    fs.collection(study_delete.COLLECTION).document(
-        study_delete.deletion_id(key, uid, d_study)).set(
-        {"owner": uid, "study_key": d_study, "status": study_delete.IN_PROGRESS})
+    fs.collection(deletion.COLLECTION).document(
+        deletion.deletion_id(key, uid, d_study)).set(
+        {"owner": uid, "study_key": d_study, "status": deletion.IN_PROGRESS})
     # 5. document without object
     g_study, g_series, g_instance = (secrets.token_hex(16) for _ in range(3))
     fs.document(instance_path(g_study, g_series, g_instance)).set({

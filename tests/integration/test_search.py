@@ -3,7 +3,7 @@ combinations, paging, isolation between users; through the domain function, the 
 HTTP function, and the Firestore REST API under the security rules (a web client's path).
 
 The studies are written with the same document builders ingest uses
-(``indexing.study_document``, ``search_keys.with_modalities`` as settle does), and the
+(``catalog.study_document``, ``search_keys.with_modalities`` as settle does), and the
 expected answers come from a separate, plain re-implementation of the filters below.
 """
 
@@ -21,7 +21,11 @@ from typing import Any
 import pytest
 import requests
 from google.cloud.firestore_v1.types import StructuredQuery
-from pacs import ids, indexing, search, search_filters, search_keys, search_query
+from pacs import ids
+from pacs.indexing import catalog, search_keys
+from pacs.studies import filters as search_filters
+from pacs.studies import query as search_query
+from pacs.studies import search
 
 from tests.localcloud_fixture import LocalCloud, User
 
@@ -141,14 +145,14 @@ def seed(cloud: LocalCloud, user: User, user_index: int, count: int,
     for n in range(count):
         fields, mods = _fields(rng, n, user_index)
         study_key = ids.study_key(key, user.uid, fields["StudyInstanceUID"])
-        doc = indexing.study_document(fields, user.uid, now)
+        doc = catalog.study_document(fields, user.uid, now)
         series_key = ids.series_key(key, user.uid, fields["StudyInstanceUID"] + ".1")
         doc.update(modalities=mods, ModalitiesInStudy=mods, series_count=len(mods),
                    instance_count=3 * len(mods), total_bytes=1000 * len(mods),
                    search=search_keys.with_modalities(doc["search"], mods),
                    preview={"status": "ready", "generation": "1", "instance_key": "i" * 32,
                             "object": ids.preview_object(user.uid, study_key, series_key)})
-        batch.set(indexing.study_ref(fs, study_key), doc)
+        batch.set(catalog.study_ref(fs, study_key), doc)
         studies.append(Study(study_key, user.uid, fields, mods))
         if n % 100 == 99:
             batch.commit()
@@ -378,8 +382,8 @@ def test_http_get_one_study_with_its_series(cloud, dataset):
         fields = {"SeriesInstanceUID": f"{study.fields['StudyInstanceUID']}.{number}",
                   "Modality": modality, "SeriesNumber": number}
         key = ids.series_key(cloud.settings().hash_key, alice.uid, fields["SeriesInstanceUID"])
-        indexing.series_ref(fs, study.key, key).set(
-            indexing.series_document(fields, alice.uid, study.key, now))
+        catalog.series_ref(fs, study.key, key).set(
+            catalog.series_document(fields, alice.uid, study.key, now))
     url = f"{cloud.urls['studies']}/{study.key}"
     resp = requests.get(url, headers=alice.headers(), timeout=30)
     assert resp.status_code == 200, resp.text

@@ -23,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 import pydicom
 import pytest
 import requests
-from pacs import ids, signing
+from pacs import ids
+from pacs.links import signing
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
@@ -469,17 +470,17 @@ def test_urls_never_outlive_a_short_share(cloud, owner, public_key):
 
 def test_share_expiry_with_an_injected_clock(cloud_env, owner):
     """The domain functions take a clock: a share is refused the moment it expires."""
-    from pacs import links, shares
-    from pacs.access_log import ClientInfo
     from pacs.errors import NotFound
+    from pacs.links import manifests, shares
+    from pacs.links.access_log import ClientInfo
 
     seeded = seed_study(cloud_env, owner.uid, instances_per_series=(1,), previews=False)
     share = create_share(cloud_env, owner, seeded.study_key, expires_in_seconds=3600)
     expires = datetime.fromisoformat(share["expires_at"].replace("Z", "+00:00"))
     signer = signing.key_file_signer(cloud_env.env["PACS_SIGNING_KEY_FILE"])
     client = ClientInfo("127.0.0.1", "clock-test")
-    before = links.Minter(cloud_env.clients(), signer, lambda: expires - timedelta(seconds=5))
-    after = links.Minter(cloud_env.clients(), signer, lambda: expires)
+    before = manifests.Minter(cloud_env.clients(), signer, lambda: expires - timedelta(seconds=5))
+    after = manifests.Minter(cloud_env.clients(), signer, lambda: expires)
     manifest = shares.share_manifest(before, {"token": share["token"]}, client)
     assert manifest["ttl_seconds"] == 5  # capped at the share's remaining life
     with pytest.raises(NotFound):
@@ -561,17 +562,17 @@ def test_a_url_pins_its_generation_so_a_replaced_object_is_not_served(cloud, own
 
 @pytest.mark.parametrize("level", ["account", "study"])
 def test_restriction_refuses_manifests_and_shares(cloud, owner, level):
-    from pacs import links
+    from pacs.links import manifests
 
     fs = cloud.clients().firestore
     seeded = seed_study(cloud, owner.uid, instances_per_series=(1,), previews=False)
     share = create_share(cloud, owner, seeded.study_key)
     ref = (fs.collection("users").document(owner.uid) if level == "account"
            else fs.collection("studies").document(seeded.study_key))
-    assert links.is_restricted(fs, owner.uid, seeded.study_key) is False  # absent = false
+    assert manifests.is_restricted(fs, owner.uid, seeded.study_key) is False  # absent = false
     ref.set({"restricted": True}, merge=True)
     try:
-        assert links.is_restricted(fs, owner.uid, seeded.study_key) is True
+        assert manifests.is_restricted(fs, owner.uid, seeded.study_key) is True
         for route, body in (("manifest", {"study_id": seeded.study_key}),
                             ("series", {"study_id": seeded.study_key,
                                         "series_id": next(iter(seeded.series))}),
@@ -582,7 +583,7 @@ def test_restriction_refuses_manifests_and_shares(cloud, owner, level):
         assert exchange(cloud, share["token"]).status_code == 404
     finally:
         ref.set({"restricted": False}, merge=True)
-    assert links.is_restricted(fs, owner.uid, seeded.study_key) is False
+    assert manifests.is_restricted(fs, owner.uid, seeded.study_key) is False
     ok(call(cloud, "manifest", {"study_id": seeded.study_key}, owner))
     ok(exchange(cloud, share["token"]))
 

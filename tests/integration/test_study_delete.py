@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
-from pacs import ids, indexing, search_keys, study_delete
+from pacs import ids
 from pacs.errors import NotFound, TransientError
+from pacs.indexing import catalog, search_keys
+from pacs.studies import deletion
 from pydicom.data import get_testdata_file
 
 from localcloud import config
@@ -72,9 +74,9 @@ def seed_study(cloud: LocalCloud, user: User, patient: str, series_count: int = 
               "StudyDescription": "CT Chest"}
     study = ids.study_key(key, uid, study_uid)
     seeded = Seeded(uid, study, study_uid)
-    doc = indexing.study_document(fields, uid, now)
+    doc = catalog.study_document(fields, uid, now)
     doc.update(modalities=["CT"], search=search_keys.with_modalities(doc["search"], ["CT"]))
-    indexing.study_ref(fs, study).set(doc)
+    catalog.study_ref(fs, study).set(doc)
     results = []
     for s in range(series_count):
         series_fields = {"SeriesInstanceUID": f"{study_uid}.{s}", "Modality": "CT",
@@ -83,9 +85,9 @@ def seed_study(cloud: LocalCloud, user: User, patient: str, series_count: int = 
         preview = ids.preview_object(uid, study, series)
         storage.bucket(cloud.buckets["derived"]).blob(preview).upload_from_string(b"\x89PNG")
         seeded.objects["derived"].add(preview)
-        series_doc = indexing.series_document(series_fields, uid, study, now)
+        series_doc = catalog.series_document(series_fields, uid, study, now)
         series_doc["preview"] = {"status": "ready", "object": preview}
-        indexing.series_ref(fs, study, series).set(series_doc)
+        catalog.series_ref(fs, study, series).set(series_doc)
         for i in range(instances):
             instance = ids.instance_key(key, uid, f"{study_uid}.{s}.{i}")
             name = ids.instance_object(uid, study, instance)
@@ -93,7 +95,7 @@ def seed_study(cloud: LocalCloud, user: User, patient: str, series_count: int = 
             storage.bucket(cloud.buckets["instances"]).blob(name).upload_from_string(
                 b"not dicom " + name.encode())
             seeded.objects["instances"].add(name)
-            indexing.instance_ref(fs, study, series, instance).set(
+            catalog.instance_ref(fs, study, series, instance).set(
                 {"owner": uid, "study_key": study, "series_key": series, "object": name})
             results.append({"status": "stored", "study_key": study, "series_key": series,
                             "instance_key": instance})
@@ -135,7 +137,7 @@ def mentions(value: Any, needle: str) -> bool:
 
 
 def deletion_record(cloud: LocalCloud, uid: str, study: str) -> dict[str, Any]:
-    doc_id = study_delete.deletion_id(cloud.settings().hash_key, uid, study)
+    doc_id = deletion.deletion_id(cloud.settings().hash_key, uid, study)
     return cloud.clients().firestore.collection("deletions").document(doc_id).get().to_dict()
 
 
@@ -146,7 +148,7 @@ def delete_http(cloud: LocalCloud, user: User, study: str) -> requests.Response:
 
 def assert_gone(cloud: LocalCloud, seeded: Seeded, patient: str) -> None:
     """Nothing of the study in any bucket or document, except the owner's deletion record."""
-    record_path = "deletions/" + study_delete.deletion_id(cloud.settings().hash_key,
+    record_path = "deletions/" + deletion.deletion_id(cloud.settings().hash_key,
                                                           seeded.uid, seeded.key)
     for path, doc in all_documents(cloud).items():
         if path == record_path:
@@ -234,11 +236,11 @@ def test_a_failing_location_does_not_stop_the_others_and_a_retry_finishes(clean_
     def flaky(target):
         raise RuntimeError("storage said no")
 
-    registry = list(study_delete.DELETERS)
-    registry.insert(2, study_delete.Deleter("flaky", flaky))
+    registry = list(deletion.DELETERS)
+    registry.insert(2, deletion.Deleter("flaky", flaky))
     # Act: one location fails
     with pytest.raises(TransientError) as err:
-        study_delete.delete_study(cloud.clients(), alice.uid, doomed.key, deleters=registry)
+        deletion.delete_study(cloud.clients(), alice.uid, doomed.key, deleters=registry)
     # Assert: the others ran; the record says what is left
     assert err.value.code == "deletion_incomplete"
     record = deletion_record(cloud, alice.uid, doomed.key)
@@ -246,10 +248,10 @@ def test_a_failing_location_does_not_stop_the_others_and_a_retry_finishes(clean_
     assert record["steps"]["flaky"] == "failed" and record["steps"]["access"] == "done"
     assert_gone(cloud, doomed, "Flaky^Fred")  # flaky held nothing of it
     # The retry (the study document is gone by now) finds the record and completes.
-    done = study_delete.delete_study(cloud.clients(), alice.uid, doomed.key)
+    done = deletion.delete_study(cloud.clients(), alice.uid, doomed.key)
     assert done["status"] == "completed" and done["attempts"] == 2
     assert done["counts"]["instances"] == 6
-    assert indexing.study_ref(cloud.clients().firestore, kept.key).get().exists
+    assert catalog.study_ref(cloud.clients().firestore, kept.key).get().exists
 
 
 def test_a_crash_halfway_then_a_retry_completes(clean_firestore):
@@ -261,10 +263,10 @@ def test_a_crash_halfway_then_a_retry_completes(clean_firestore):
     def crash(target):
         raise Crash()
 
-    registry = list(study_delete.DELETERS)
-    registry.insert(3, study_delete.Deleter("power_cut", crash))
+    registry = list(deletion.DELETERS)
+    registry.insert(3, deletion.Deleter("power_cut", crash))
     with pytest.raises(Crash):
-        study_delete.delete_study(cloud.clients(), alice.uid, doomed.key, deleters=registry)
+        deletion.delete_study(cloud.clients(), alice.uid, doomed.key, deleters=registry)
     record = deletion_record(cloud, alice.uid, doomed.key)
     assert record["status"] == "in_progress"
     assert set(record["steps"]) == {"study", "shares", "previews"}  # then the power went
@@ -276,7 +278,7 @@ def test_a_crash_halfway_then_a_retry_completes(clean_firestore):
     assert resp.status_code == 200, resp.text
     assert resp.json()["deletion"]["status"] == "completed"
     assert_gone(cloud, doomed, "Crash^Carl")
-    assert indexing.study_ref(cloud.clients().firestore, kept.key).get().exists
+    assert catalog.study_ref(cloud.clients().firestore, kept.key).get().exists
     assert kept.objects["instances"] <= all_objects(cloud)["instances"]
 
 
@@ -301,15 +303,15 @@ def test_a_study_uploaded_again_after_its_deletion_is_deleted_again(clean_firest
     cloud = clean_firestore
     alice = cloud.create_user()
     first = seed_study(cloud, alice, "Again^Ann")
-    assert study_delete.delete_study(cloud.clients(), alice.uid, first.key)["attempts"] == 1
+    assert deletion.delete_study(cloud.clients(), alice.uid, first.key)["attempts"] == 1
     second = seed_study(cloud, alice, "Again^Ann", study_uid=first.study_uid)
     assert second.key == first.key
-    done = study_delete.delete_study(cloud.clients(), alice.uid, second.key)
+    done = deletion.delete_study(cloud.clients(), alice.uid, second.key)
     assert done["status"] == "completed" and done["attempts"] == 1
     assert done["counts"]["instances"] == 6
     assert_gone(cloud, second, "Again^Ann")
     with pytest.raises(NotFound):
-        study_delete.delete_study(cloud.clients(), cloud.create_user().uid, second.key)
+        deletion.delete_study(cloud.clients(), cloud.create_user().uid, second.key)
 
 
 # --- End to end: a real upload, search, get and delete with the CLI ----------------------

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pacs.dicom_fields import FIELD_NAMES, field_values_from_pydicom
-from pacs.dicom_header import HeaderRejected, InstanceHeader, read_header, zero_preamble
+from pacs.dicom.fields import FIELD_NAMES, field_values_from_pydicom
+from pacs.dicom.header import HeaderRejected, InstanceHeader, read_header, zero_preamble
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
@@ -465,7 +465,7 @@ def test_pydicom_written_deflated_file_matches_pydicom() -> None:
 def test_inflating_in_tiny_chunks_gives_the_same_header(monkeypatch, in_chunk: int,
                                                         out_chunk: int) -> None:
     # Arrange: chunk sizes that split every zlib block boundary differently
-    import pacs.dicom_deflate as module
+    import pacs.dicom.deflate as module
 
     data = deflated_part10(identity("CHUNKED^NAME") + image(rows=64, columns=64,
                                                             pixel_bytes=bytes(4096)))
@@ -506,7 +506,7 @@ BOMB_SCRIPT = textwrap.dedent("""
     import io, sys, zlib
     sys.path[:0] = {paths!r}
     from tests.unit.test_dicom_header import identity, part10
-    from pacs.dicom_header import HeaderRejected, read_header
+    from pacs.dicom.header import HeaderRejected, read_header
 
     def peak_mib():
         # VmHWM belongs to this process image; ru_maxrss would carry over the peak of

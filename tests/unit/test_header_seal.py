@@ -8,7 +8,9 @@ import json
 
 import pydicom
 import pytest
-from pacs import dicom_header, header_seal, indexing
+from pacs.dicom import header as dicom_header
+from pacs.dicom import seal
+from pacs.indexing import catalog
 from pydicom.data import get_testdata_file
 
 KEY = b"unit-test-hash-key"
@@ -21,13 +23,13 @@ def ct_fields() -> dict:
     data = open(path, "rb").read()
     header = dicom_header.read_header(data, len(data), max_header_bytes=2**20,
                                       inflate_max_bytes=2**24)
-    return indexing.sealed_fields(header.fields, header.is_image)
+    return catalog.sealed_fields(header.fields, header.is_image)
 
 
 def test_seal_round_trips_the_instance_fields(ct_fields):
-    token = header_seal.seal(KEY, NAME, ct_fields)
+    token = seal.seal(KEY, NAME, ct_fields)
 
-    opened = header_seal.open_seal(KEY, NAME, token)
+    opened = seal.open_seal(KEY, NAME, token)
 
     assert opened == json.loads(json.dumps(ct_fields))
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
@@ -39,7 +41,7 @@ def test_seal_round_trips_the_instance_fields(ct_fields):
 def test_sealed_metadata_holds_no_readable_identifier(ct_fields):
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
 
-    token = header_seal.seal(KEY, NAME, ct_fields)
+    token = seal.seal(KEY, NAME, ct_fields)
 
     raw = base64.urlsafe_b64decode(token.split(".", 1)[1])
     for value in (ds.SOPInstanceUID, ds.SeriesInstanceUID, str(ds.PatientName)):
@@ -49,7 +51,7 @@ def test_sealed_metadata_holds_no_readable_identifier(ct_fields):
 @pytest.mark.parametrize("change", ["other_object", "other_key", "tampered", "truncated",
                                     "absent", "garbage", "oversized"])
 def test_seal_that_cannot_be_trusted_does_not_open(ct_fields, change):
-    token = header_seal.seal(KEY, NAME, ct_fields)
+    token = seal.seal(KEY, NAME, ct_fields)
     key, name = KEY, NAME
     if change == "other_object":
         name = "uid1/study1/instance2.dcm"
@@ -66,12 +68,12 @@ def test_seal_that_cannot_be_trusted_does_not_open(ct_fields, change):
     elif change == "garbage":
         token = "v1.!!!not-base64!!!"
     elif change == "oversized":
-        token = "v1." + "A" * header_seal.MAX_SEAL_CHARS
+        token = "v1." + "A" * seal.MAX_SEAL_CHARS
 
-    assert header_seal.open_seal(key, name, token) is None
+    assert seal.open_seal(key, name, token) is None
 
 
 def test_fields_too_large_for_metadata_are_not_sealed():
     huge = {"fields": {"SliceLocation": "x" * 10_000}, "is_image": True}
 
-    assert header_seal.seal(KEY, NAME, huge) is None
+    assert seal.seal(KEY, NAME, huge) is None

@@ -1,10 +1,11 @@
 """Pure pieces of ingest: object-name parsing, final status, keyed ids, search keys."""
 
 import pytest
-from pacs import ids, results, search_keys
+from pacs import ids, results
 from pacs.errors import BadRequest
-from pacs.ingest import parse_upload_object
-from pacs.uploads import UploadRequest
+from pacs.indexing import search_keys
+from pacs.ingest.pipeline import parse_upload_object
+from pacs.ingest.uploads import UploadRequest
 
 
 @pytest.mark.parametrize("name,expected", [

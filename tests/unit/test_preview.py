@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pacs.dicom_header import HeaderRejected, InstanceHeader, read_header
-from pacs.preview import (
+from pacs.dicom.header import HeaderRejected, InstanceHeader, read_header
+from pacs.indexing.preview import (
     PreviewFailed,
     middle_instance,
     preview_frame_index,

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pacs import consent, erasure, export, personal_data, privacy
+from pacs import json_values
 from pacs.auth import Caller
 from pacs.errors import BadRequest, NotFound
+from pacs.privacy import consent, erasure, export, personal_data
+from pacs.privacy import requests as privacy_requests
 from pacs.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,34 +31,34 @@ def settings(**env: str) -> Settings:
 
 
 def test_due_date_is_thirty_days_after_receipt():
-    assert privacy.due_date(NOW, settings()) == NOW + timedelta(days=30)
-    assert privacy.due_date(NOW, settings(PACS_PRIVACY_RESPONSE_DAYS="10")) == NOW + timedelta(
+    assert privacy_requests.due_date(NOW, settings()) == NOW + timedelta(days=30)
+    assert privacy_requests.due_date(NOW, settings(PACS_PRIVACY_RESPONSE_DAYS="10")) == NOW + timedelta(
         days=10)
 
 
 def test_transitions_only_move_forward_and_finals_are_final():
-    assert privacy.TRANSITIONS == {"received": ("in_progress", "rejected"),
+    assert privacy_requests.TRANSITIONS == {"received": ("in_progress", "rejected"),
                                    "in_progress": ("completed", "rejected")}
-    for final in privacy.FINAL:
-        assert final not in privacy.TRANSITIONS
+    for final in privacy_requests.FINAL:
+        assert final not in privacy_requests.TRANSITIONS
 
 
 @pytest.mark.parametrize(("age", "recent"), [(0, True), (299, True), (300, True), (301, False),
                                              (3600, False)])
 def test_recent_sign_in_uses_auth_time_and_the_setting(age, recent):
     caller = Caller("u1", {"auth_time": int(NOW.timestamp()) - age})
-    assert privacy.is_recent_sign_in(caller, settings(), NOW) is recent
+    assert privacy_requests.is_recent_sign_in(caller, settings(), NOW) is recent
 
 
 def test_recent_sign_in_window_is_configurable_and_missing_auth_time_is_stale():
     caller = Caller("u1", {"auth_time": int(NOW.timestamp()) - 20})
-    assert privacy.is_recent_sign_in(caller, settings(PACS_RECENT_SIGNIN_SECONDS="10"), NOW) is False
-    assert privacy.is_recent_sign_in(Caller("u1", {}), settings(), NOW) is False
+    assert privacy_requests.is_recent_sign_in(caller, settings(PACS_RECENT_SIGNIN_SECONDS="10"), NOW) is False
+    assert privacy_requests.is_recent_sign_in(Caller("u1", {}), settings(), NOW) is False
 
 
 def test_plain_converts_firestore_values():
     value = {"t": NOW, "b": b"\x00\x01", "n": [NOW, {"x": 1}], "s": "x"}
-    assert privacy.plain(value) == {"t": "2026-03-01T12:00:00Z", "b": "AAE=",
+    assert json_values.plain(value) == {"t": "2026-03-01T12:00:00Z", "b": "AAE=",
                                     "n": ["2026-03-01T12:00:00Z", {"x": 1}], "s": "x"}
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from pacs import search, search_keys, search_query
 from pacs.errors import BadRequest
-from pacs.search_filters import Filters
+from pacs.indexing import search_keys
+from pacs.studies import query as search_query
+from pacs.studies import search
+from pacs.studies.filters import Filters
 
 
 def test_terms_hold_singles_and_pairs_but_no_triples():
@@ -145,7 +147,7 @@ def test_studies_function_needs_no_dicom_or_pixel_packages():
     code = ("import sys\n"
             "for name in ('pydicom', 'numpy', 'PIL'):\n"
             "    sys.modules[name] = None\n"
-            "import pacs.search, pacs.study_delete, pacs.search_keys, pacs.indexing\n")
+            "import pacs.studies.search, pacs.studies.deletion, pacs.indexing.search_keys, pacs.indexing.catalog\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=root / "functions",
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,4 @@
-"""Signed URLs (``pacs.signing``), verified offline against the public key: the canonical
+"""Signed URLs (``pacs.links.signing``), verified offline against the public key: the canonical
 request and string to sign are rebuilt from the URL per Google's V4 specification
 (``tests/v4_verifier.py``), never taken from the library that signed."""
 
@@ -17,7 +17,7 @@ import google.auth.credentials
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-from pacs import signing
+from pacs.links import signing
 from pacs.settings import Settings
 
 from tests import v4_verifier
@@ -314,8 +314,8 @@ def test_verifier_is_independent_of_the_library():
 # --- Share views and client addresses (the pieces around the URLs) ---------------------------
 
 def test_share_view_strings_are_bound_to_share_view_number_and_expiry():
-    from pacs import shares
     from pacs.errors import NotFound
+    from pacs.links import shares
 
     key = b"k" * 32
     now = datetime.now(UTC)
@@ -340,7 +340,7 @@ def test_share_view_strings_are_bound_to_share_view_number_and_expiry():
 
 
 def test_share_tokens_are_random_and_only_their_hash_is_kept():
-    from pacs import shares
+    from pacs.links import shares
 
     tokens = {shares.new_token()[1] for _ in range(100)}
     assert len(tokens) == 100
@@ -359,7 +359,7 @@ def test_share_tokens_are_random_and_only_their_hash_is_kept():
     ("198.51.100.4", 5, "198.51.100.4"),                  # more hops than entries
 ])
 def test_client_ip_trusts_only_the_configured_proxy_hops(forwarded, hops, expected):
-    from pacs.access_log import client_info
+    from pacs.links.access_log import client_info
 
     headers = {"User-Agent": "x" * 1000}
     if forwarded:
@@ -377,7 +377,7 @@ def test_share_and_access_list_queries_have_their_composite_indexes():
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
     from google.cloud.firestore_v1.types import StructuredQuery
-    from pacs import access_log, shares
+    from pacs.links import access_log, shares
 
     client = firestore.Client(project=PROJECT, credentials=AnonymousCredentials())
     indexes = json.loads((Path(__file__).resolve().parents[2] / "firestore.indexes.json")

@@ -14,7 +14,7 @@ from typing import IO
 import pytest
 from pacs.errors import RejectedInput
 from pacs.settings import Settings
-from pacs.zip_safety import (
+from pacs.zip.safety import (
     ArchiveRejected,
     MemberInfo,
     MemberRejected,

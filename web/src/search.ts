@@ -1,4 +1,4 @@
-// The search form ↔ the studies API's filters (functions/pacs/search_filters.py) ↔ the page URL.
+// The search form ↔ the studies API's filters (functions/pacs/studies/filters.py) ↔ the page URL.
 
 export const FILTERS = ['name', 'patient_id', 'date_from', 'date_to', 'modality', 'accession',
   'keyword'] as const;

@@ -18,18 +18,19 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from pacs import access_log, ids
+from pacs import ids
+from pacs.links import access_log
 from pacs.paging import query_pages
 from pacs.retention.context import JobContext
 
-SHARES = "shares"  # pacs.shares.COLLECTION (not imported: it pulls in the URL signer)
+SHARES = "shares"  # pacs.links.shares.COLLECTION (not imported: it pulls in the URL signer)
 SHARE_FIELDS = ["owner", "study_key", "expires_at", "views", "max_views", "revoked"]
 SHARES_PER_BATCH = 200  # two writes each, well inside a commit's limit
 SYSTEM_CLIENT = access_log.ClientInfo(ip=None, user_agent=None)
 
 
 class _Captured:
-    """Stands in for the Firestore client in :func:`pacs.access_log.record`, which owns the
+    """Stands in for the Firestore client in :func:`pacs.links.access_log.record`, which owns the
     access record's shape and checks; the record is kept here instead of being added, so it
     can go into the same batch as the share's deletion, under a deterministic id."""
 
@@ -47,7 +48,7 @@ class _Captured:
 
 
 def expiry_record(share_id: str, share: dict[str, Any]) -> dict[str, Any]:
-    """The access record of one expired share (as :func:`pacs.access_log.record` builds it).
+    """The access record of one expired share (as :func:`pacs.links.access_log.record` builds it).
 
     Parameters
     ----------

@@ -7,7 +7,7 @@
   for the moment between writing the archive and signing its link).
 - Run records of these jobs (``retention_runs``) older than ``run_record_retention_days``.
 - Erasure receipts (``erasures/{marker}``) past their ``expire_at``
-  (``erasure_receipt_retention_days`` after the erasure completed, set by ``pacs.erasure``;
+  (``erasure_receipt_retention_days`` after the erasure completed, set by ``pacs.privacy.erasure``;
   a marker of an erasure still running has none and is never touched).
 
 Cloud Logging's own retention (the functions' log lines, ids only) is a setting of the log
@@ -20,14 +20,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pacs import access_log
+from pacs.links import access_log
 from pacs.paging import blob_pages, query_pages
 from pacs.retention.context import JobContext
 
 EXPORTS_PREFIX = "exports/"
 EXPORT_MARGIN = timedelta(minutes=10)
 RUNS = "retention_runs"
-ERASURES = "erasures"  # pacs.erasure.COLLECTION (not imported: it pulls in the indexer)
+ERASURES = "erasures"  # pacs.privacy.erasure.COLLECTION (not imported: it pulls in the indexer)
 
 
 def old_access_query(firestore: Any, cutoff: Any) -> Any:

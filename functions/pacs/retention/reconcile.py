@@ -5,14 +5,14 @@ between writing one and the other, or between deleting one and the other, leaves
 without the other. Once an orphan is older than ``reconcile_grace_hours`` (so nothing in
 flight is touched):
 
-- **object without document** — indexed again: :func:`pacs.indexing.index_instance` gets a
+- **object without document** — indexed again: :func:`pacs.indexing.catalog.index_instance` gets a
   synthesized finalize event, exactly as if Eventarc had delivered it, and the series is
   settled (counts, preview). An object that cannot be indexed (unreadable, named for another
   SOP instance, badly named) is deleted, and so is an object of a study whose deletion is
   under way or finished after the object was written (it must not bring the study back),
   or of a user being erased (the indexer deletes those itself).
 - **document without object** — deleted, and its series settled so the counts are
-  recomputed (``pacs.settle``).
+  recomputed (``pacs.indexing.settle``).
 - **preview without series** — a preview object (derived bucket) whose series document is
   gone, or that the series no longer points at, is deleted.
 
@@ -131,24 +131,24 @@ class _Repairs:
 
     def _deleted_study(self, uid: str, study: str, blob: Any) -> bool:
         """The object's study is being deleted, or was deleted after the object was written."""
-        from pacs import study_delete
+        from pacs.studies import deletion
 
-        ref = self.ctx.firestore.collection(study_delete.COLLECTION).document(
-            study_delete.deletion_id(self.ctx.settings.hash_key, uid, study))
+        ref = self.ctx.firestore.collection(deletion.COLLECTION).document(
+            deletion.deletion_id(self.ctx.settings.hash_key, uid, study))
         snap = ref.get(field_paths=["status", "completed_at"])
         if not snap.exists:
             return False
         record = snap.to_dict() or {}
-        if record.get("status") == study_delete.IN_PROGRESS:
+        if record.get("status") == deletion.IN_PROGRESS:
             return True
         completed = record.get("completed_at")
         return bool(completed and blob.time_created and blob.time_created <= completed)
 
     def _object_without_doc(self, blob: Any) -> None:
-        from pacs import indexing  # pydicom loads only when an orphan is found
+        from pacs.indexing import catalog  # pydicom loads only when an orphan is found
 
         ctx = self.ctx
-        parsed = indexing.parse_instance_object(blob.name)
+        parsed = catalog.parse_instance_object(blob.name)
         if parsed is None or self._deleted_study(parsed[0], parsed[1], blob):
             if delete_blob(blob):
                 ctx.changed("objects_removed")
@@ -161,7 +161,7 @@ class _Repairs:
             time=ctx.now.isoformat())
         # Read the object itself: its parents may be what went missing, and only the full
         # header can recreate them.
-        outcome = indexing.index_instance(ctx.clients, event, now=lambda: ctx.now, use_seal=False)
+        outcome = catalog.index_instance(ctx.clients, event, now=lambda: ctx.now, use_seal=False)
         if outcome == "indexed":
             ctx.changed("objects_reindexed")
             uid, study, _ = parsed
@@ -205,7 +205,7 @@ class _Repairs:
     def _request_settle(self) -> None:
         """Recompute counts (and the preview) of every series touched, through the settle
         function (the one place counts are computed)."""
-        from pacs import settle
+        from pacs.indexing import settle
 
         if not self.settle:
             return
@@ -267,7 +267,7 @@ def _preview_target(name: str) -> tuple[str, str, str] | None:
 
 def reconcile_previews(ctx: JobContext, after: str | None) -> bool:
     """Previews whose series is gone or points elsewhere. False when the budget ran out."""
-    from pacs import indexing
+    from pacs.indexing import catalog
 
     settings = ctx.settings
     grace = ctx.now - timedelta(hours=settings.reconcile_grace_hours)
@@ -278,7 +278,7 @@ def reconcile_previews(ctx: JobContext, after: str | None) -> bool:
         old = [b for b in page if b.time_created is not None and b.time_created < grace]
         ctx.count("previews_seen", len(page))
         targets = {b.name: _preview_target(b.name) for b in old}
-        refs = {t: indexing.series_ref(fs, t[1], t[2]) for t in targets.values() if t}
+        refs = {t: catalog.series_ref(fs, t[1], t[2]) for t in targets.values() if t}
         series = {}
         if refs:
             for snap in fs.get_all(list(refs.values()), field_paths=["owner", "preview"]):

@@ -19,7 +19,7 @@ What makes the figures anonymous:
   so no small bucket can be recovered by subtraction (:func:`publishable`);
 - users whose processing is restricted (``users/{uid}.restricted``) are not counted at all;
 - consent-based metrics (``basis: consent``) count only users with current analytics
-  consent (:func:`pacs.consent.state`: granted under the current policy version).
+  consent (:func:`pacs.privacy.consent.state`: granted under the current policy version).
   Service metrics (``basis: legitimate_interest``: uploads, instances, rejections — the
   service's own health and security) count every unrestricted user. Which metric is which
   is :data:`METRICS`.
@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from pacs import results, uploads
+from pacs import results
 from pacs.errors import BadRequest
+from pacs.ingest import uploads
 from pacs.paging import query_pages
 from pacs.retention.context import JobContext
 
@@ -171,7 +172,7 @@ class Users:
         self.cache: OrderedDict[str, tuple[bool, bool]] = OrderedDict()
 
     def load(self, uids: set[str]) -> None:
-        from pacs import consent, profile
+        from pacs.privacy import consent, profile
 
         missing = [u for u in uids if u not in self.cache]
         if not missing:

@@ -25,7 +25,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pacs import results, uploads
+from pacs import results
+from pacs.ingest import uploads
 from pacs.paging import blob_pages, query_pages
 from pacs.retention.context import JobContext, delete_blob
 
@@ -92,7 +93,7 @@ def expire_pending(ctx: JobContext) -> bool:
 
 def finish_stalled(ctx: JobContext) -> bool:
     """Step 2. False when the budget ran out."""
-    from pacs import settle  # the indexing chain (pydicom) loads only when needed
+    from pacs.indexing import settle  # the indexing chain (pydicom) loads only when needed
 
     settings = ctx.settings
     cutoff = ctx.now - timedelta(hours=settings.stalled_upload_expiry_hours)

@@ -1,0 +1,359 @@
+"""``on_upload_finalized``'s domain logic: check the upload against its record, route by
+magic bytes, stream archives member by member in checkpointed batches, and record a
+result per file.
+
+Idempotency: result documents have fixed ids (the member index), instance objects are
+written create-only and recognise their own earlier copy, and counts are recomputed from
+the results. So duplicate, concurrent and post-crash deliveries converge on the same state.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from pacs import ids, log_events, results
+from pacs.clients import Clients
+from pacs.dicom import header as dicom_header
+from pacs.events import StorageObjectEvent
+from pacs.indexing import catalog
+from pacs.ingest.instance_store import MemberTooLarge, spool, store_instance
+from pacs.ingest.uploads import FAILED, FINAL_STATUSES, PENDING, PROCESSING, UPLOADS
+from pacs.results import FileResult
+from pacs.zip import safety as zip_safety
+
+# Leave this share of the deadline for writing the checkpoint and publishing.
+DEADLINE_SAFETY = 0.8
+# Members parsed and stored at once (their storage and Firestore round trips overlap).
+MEMBER_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Where to (re)start processing an upload."""
+
+    uid: str
+    upload_id: str
+    generation: str
+    cursor: int = 0
+
+
+def parse_upload_object(name: str) -> tuple[str, str] | None:
+    """``{uid}/{uploadId}`` → (uid, upload_id), or None for any other shape."""
+    parts = name.split("/")
+    if len(parts) != 2 or not all(p and p.isascii() and p.replace("-", "").replace("_", "").isalnum()
+                                  for p in parts):
+        return None
+    return parts[0], parts[1]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _delete_object(clients: Clients, name: str, generation: str) -> None:
+    from google.api_core.exceptions import NotFound, PreconditionFailed
+
+    blob = clients.storage.bucket(clients.settings.uploads_bucket).blob(name)
+    try:
+        blob.delete(if_generation_match=int(generation) if generation else None)
+    except (NotFound, PreconditionFailed):
+        pass  # already gone, or replaced: nothing of this generation is left
+
+
+def handle_upload_finalized(clients: Clients, event: StorageObjectEvent,
+                            now: Callable[[], datetime] = _now) -> str:
+    """Validate a finalized upload object against its record and process it.
+
+    Returns a short outcome word for the log (``ignored``, ``rejected``, ``done``, ...).
+    """
+    settings = clients.settings
+    if event.bucket != settings.uploads_bucket:
+        return "ignored"
+    parsed = parse_upload_object(event.name)
+    if parsed is None:
+        _delete_object(clients, event.name, event.generation)
+        log_events.upload_refused(None, None, "bad_object_name")
+        return "rejected"
+    uid, upload_id = parsed
+    if catalog.erasure_pending(clients.firestore, settings.hash_key, uid):
+        # Checked first: for a user being (or already) erased nothing is written.
+        _delete_object(clients, event.name, event.generation)
+        log_events.upload_refused(uid, upload_id, "erased")
+        return "erased"
+    ref = clients.firestore.collection(UPLOADS).document(upload_id)
+    snap = ref.get()
+    record = snap.to_dict() if snap.exists else None
+    if record is None or record.get("owner") != uid:
+        _delete_object(clients, event.name, event.generation)
+        log_events.upload_refused(uid, upload_id, "no_matching_record")
+        return "rejected"
+    if record.get("status") in FINAL_STATUSES:
+        return "duplicate_event"
+    if record.get("generation") not in (None, event.generation):
+        _delete_object(clients, event.name, event.generation)
+        log_events.upload_refused(uid, upload_id, "unexpected_generation")
+        return "rejected"
+    if event.size != record.get("size"):
+        _delete_object(clients, event.name, event.generation)
+        ref.update({"status": FAILED, "reason": "size_mismatch",
+                    "message": results.message_for("size_mismatch"), "updated_at": now(),
+                    "counts_toward_quota": False})
+        log_events.upload_refused(uid, upload_id, "size_mismatch")
+        return "rejected"
+    if record.get("status") == PENDING:
+        ref.update({"status": PROCESSING, "generation": event.generation, "started_at": now(),
+                    "updated_at": now()})
+    return process(clients, Batch(uid, upload_id, event.generation, int(record.get("cursor", 0))),
+                   now=now)
+
+
+def handle_continuation(clients: Clients, payload: dict[str, Any],
+                        now: Callable[[], datetime] = _now) -> str:
+    """A checkpoint message: continue the upload where the last batch stopped."""
+    batch = Batch(str(payload["uid"]), str(payload["upload_id"]), str(payload["generation"]),
+                  int(payload["cursor"]))
+    if catalog.erasure_pending(clients.firestore, clients.settings.hash_key, batch.uid):
+        return "erased"
+    snap = clients.firestore.collection(UPLOADS).document(batch.upload_id).get()
+    record = snap.to_dict() if snap.exists else None
+    if (record is None or record.get("owner") != batch.uid or record.get("status") != PROCESSING
+            or record.get("generation") != batch.generation):
+        return "stale_continuation"
+    return process(clients, batch, now=now)
+
+
+def process(clients: Clients, batch: Batch, now: Callable[[], datetime] = _now,
+            clock: Callable[[], float] = time.monotonic) -> str:
+    """Process the upload from ``batch.cursor`` until done or near the deadline."""
+    settings = clients.settings
+    started = clock()
+    budget = settings.event_deadline_seconds * DEADLINE_SAFETY
+    blob = clients.storage.bucket(settings.uploads_bucket).blob(
+        f"{batch.uid}/{batch.upload_id}", generation=int(batch.generation))
+    with blob.open("rb", chunk_size=4 * 1024**2) as reader:
+        head = reader.read(132)
+        kind = zip_safety.sniff(head)
+        reader.seek(0)
+        if kind == "dicom":
+            record = clients.firestore.collection(UPLOADS).document(batch.upload_id).get().to_dict()
+            result = ingest_one(clients, batch, 0, str(record.get("filename", "")), reader,
+                                now=now)
+            results.record(clients.firestore, batch.uid, batch.upload_id, result, now())
+        elif kind == "zip":
+            outcome = _process_archive(clients, batch, reader, started, budget, clock, now)
+            if outcome != "done":
+                return outcome
+        else:
+            code = {"polyglot": "polyglot"}.get(kind, "empty" if not head else "unknown_type")
+            _fail_upload(clients, batch, code, now)
+    return finish(clients, batch, now)
+
+
+def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started: float,
+                     budget: float, clock: Callable[[], float],
+                     now: Callable[[], datetime]) -> str:
+    """Read members in order (the archive is one stream), and parse and store them on a
+    small pool: storage and Firestore round trips dominate, so they overlap. At most
+    ``2 * MEMBER_WORKERS`` spooled members wait at once, which bounds memory; at a
+    checkpoint the pool is drained and the batched results written first, so the cursor
+    never skips an unfinished or unrecorded member."""
+    limits = zip_safety.ZipLimits.from_settings(clients.settings)
+    try:
+        archive = zip_safety.SafeArchive(reader, limits)
+    except zip_safety.ArchiveRejected as err:
+        _fail_upload(clients, batch, err.code, now)
+        return "done"
+    slots = threading.BoundedSemaphore(2 * MEMBER_WORKERS)
+    pending: list[Future] = []
+    by_instance: dict[str, Future] = {}
+    # An erasure can begin while a long archive is processed: every batch of results and
+    # every new series checks for its marker first, so at most one batch is in flight when
+    # it appears (objects stored meanwhile are deleted by the indexer, which checks too).
+    guard = catalog.stop_if_erased(clients.firestore, clients.settings.hash_key, batch.uid)
+    parents = catalog.ParentDocuments(before_create=guard)
+    recorder = results.Recorder(clients.firestore, batch.uid, batch.upload_id, now,
+                                before_commit=guard)
+
+    erased = threading.Event()
+
+    def finish(index: int, name: str, prepared: Any, keys: ids.InstanceKeys) -> None:
+        try:
+            recorder.add(_store_prepared(clients, batch, index, name, prepared, keys, parents,
+                                         now))
+        except catalog.ErasureBegan:
+            erased.set()
+            raise
+        finally:
+            slots.release()
+
+    with ThreadPoolExecutor(max_workers=MEMBER_WORKERS) as pool:
+        try:
+            for member in archive.members():
+                if erased.is_set():
+                    raise catalog.ErasureBegan(batch.uid)
+                if member.index < batch.cursor:
+                    continue
+                if clock() - started > budget:
+                    _drain(pending)
+                    recorder.flush()
+                    _checkpoint(clients, batch, member.index, now)
+                    return "continued"
+                prepared = _read_member(clients, archive, member)
+                if isinstance(prepared, FileResult):
+                    recorder.add(prepared)
+                    continue
+                # Two members holding one SOP Instance UID: the earlier one is written first,
+                # so "first copy kept" follows the archive's order, not thread timing.
+                keys = ids.instance_keys(clients.settings.hash_key, batch.uid,
+                                         prepared[3].fields)
+                if keys.instance in by_instance:
+                    by_instance[keys.instance].result()
+                slots.acquire()
+                future = pool.submit(finish, member.index, member.display_name, prepared, keys)
+                by_instance[keys.instance] = future
+                pending.append(future)
+            _drain(pending)
+            recorder.flush()
+        except catalog.ErasureBegan:
+            log_events.upload_refused(batch.uid, batch.upload_id, "erased")
+            return "erased"
+        finally:
+            for future in pending:
+                future.cancel()
+    return "done"
+
+
+def _drain(futures: list[Future]) -> None:
+    """Wait for every submitted member; re-raise the first failure (the event is retried)."""
+    for future in futures:
+        future.result()
+    futures.clear()
+
+
+def _read_member(clients: Clients, archive: Any, member: Any) -> FileResult | tuple:
+    """Classify a member and spool its bytes; a refusal is returned as its result."""
+    skip_kinds = {"directory": results.SKIPPED, "dicomdir": results.SKIPPED}
+    if member.kind in skip_kinds:
+        return FileResult(member.index, member.display_name, skip_kinds[member.kind],
+                          reason=member.kind, size=member.size)
+    if member.kind != "file":
+        return FileResult(member.index, member.display_name, results.REJECTED, reason=member.kind,
+                          size=member.size)
+    try:
+        with archive.open(member) as stream:
+            head = stream.read(132)
+            kind = zip_safety.sniff(head)
+            if kind == "zip":
+                return FileResult(member.index, member.display_name, results.REJECTED,
+                                  reason="nested_archive", size=member.size)
+            if kind != "dicom":
+                code = "polyglot" if kind == "polyglot" else ("empty" if not head else "not_dicom")
+                return FileResult(member.index, member.display_name, results.REJECTED,
+                                  reason=code, size=member.size)
+            prepared = _spool(clients, member.index, member.display_name, _Prefixed(head, stream))
+    except zip_safety.ArchiveRejected as err:
+        return FileResult(member.index, member.display_name, results.REJECTED, reason=err.code,
+                          size=member.size)
+    return prepared
+
+
+class _Prefixed:
+    """A stream whose first bytes were already read (to sniff them)."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            out, self._head = self._head, b""
+            if n < 0:
+                return out + self._rest.read()
+            return out + self._rest.read(max(0, n - len(out)))
+        return self._rest.read(n)
+
+
+def _spool(clients: Clients, index: int, name: str, stream: Any) -> FileResult | tuple:
+    """Spool and parse one file: (data, size, sha256, header), or its refusal."""
+    settings = clients.settings
+    try:
+        data, size, sha256 = spool(stream, settings.zip_max_member_bytes)
+    except MemberTooLarge:
+        return FileResult(index, name, results.REJECTED, reason="member_too_large")
+    if size == 0:
+        data.close()
+        return FileResult(index, name, results.REJECTED, reason="empty", size=0)
+    try:
+        header = dicom_header.read_header(data, size, max_header_bytes=settings.header_max_bytes,
+                                          inflate_max_bytes=settings.inflate_max_bytes)
+    except dicom_header.HeaderRejected as err:
+        data.close()
+        return FileResult(index, name, results.REJECTED, reason=err.code, size=size)
+    return data, size, sha256, header
+
+
+def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepared: tuple,
+                    keys: ids.InstanceKeys, parents: catalog.ParentDocuments,
+                    now: Callable[[], datetime] = _now) -> FileResult:
+    """Store one spooled, parsed DICOM file and classify the outcome. Its series and study
+    documents exist before the object does (the indexer relies on it)."""
+    data, size, sha256, header = prepared
+    parents.ensure(clients.firestore, header.fields, batch.uid, keys.study, keys.series, now())
+    with data:
+        stored = store_instance(clients.storage, clients.settings, batch.uid, batch.upload_id,
+                                index, data, size, sha256, header, keys)
+    reason = {results.DUPLICATE: "duplicate", results.CONFLICT: "conflict"}.get(stored.status)
+    log_events.instance_stored(batch.uid, batch.upload_id, index, stored.status,
+                               stored.instance_key[:16])
+    return FileResult(index, name, stored.status, reason=reason, size=size,
+                      study_key=stored.study_key, series_key=stored.series_key,
+                      instance_key=stored.instance_key, sha256=sha256)
+
+
+def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: Any,
+               now: Callable[[], datetime] = _now) -> FileResult:
+    """Spool, parse and store one DICOM file; every refusal becomes a result."""
+    prepared = _spool(clients, index, name, stream)
+    if isinstance(prepared, FileResult):
+        return prepared
+    keys = ids.instance_keys(clients.settings.hash_key, batch.uid, prepared[3].fields)
+    return _store_prepared(clients, batch, index, name, prepared, keys,
+                           catalog.ParentDocuments(), now)
+
+
+def _checkpoint(clients: Clients, batch: Batch, cursor: int, now: Callable[[], datetime]) -> None:
+    """Record progress and continue in a new invocation through Pub/Sub."""
+    clients.firestore.collection(UPLOADS).document(batch.upload_id).update(
+        {"cursor": cursor, "updated_at": now()})
+    topic = clients.publisher.topic_path(clients.settings.project_id, clients.settings.ingest_topic)
+    payload = {"uid": batch.uid, "upload_id": batch.upload_id, "generation": batch.generation,
+               "cursor": cursor}
+    clients.publisher.publish(topic, json.dumps(payload).encode()).result(timeout=60)
+    log_events.upload_checkpoint(batch.uid, batch.upload_id, cursor)
+
+
+def _fail_upload(clients: Clients, batch: Batch, code: str, now: Callable[[], datetime]) -> None:
+    """The whole upload is refused (not a ZIP, not DICOM, or the archive is unsafe)."""
+    results.record(clients.firestore, batch.uid, batch.upload_id,
+                   FileResult(0, "", results.REJECTED, reason=code), now())
+    log_events.upload_refused(batch.uid, batch.upload_id, code)
+
+
+def finish(clients: Clients, batch: Batch, now: Callable[[], datetime] = _now) -> str:
+    """Compute counts from the results, set the final status, ask for series to settle."""
+    counts = results.count_by_status(clients.firestore, batch.upload_id)
+    status = results.final_status(counts)
+    ref = clients.firestore.collection(UPLOADS).document(batch.upload_id)
+    ref.update({"status": status, "counts": counts, "completed_at": now(), "updated_at": now(),
+                "counts_toward_quota": status != FAILED})
+    from pacs.indexing import settle
+
+    settle.request_settle_for_upload(clients, batch.uid, batch.upload_id)
+    log_events.upload_finished(batch.uid, batch.upload_id, status, counts)
+    return "done"

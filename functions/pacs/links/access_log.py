@@ -1,0 +1,164 @@
+"""Access history: one append-only record per manifest minted, per page of a series' URLs,
+per share created, used or revoked, and per share expired (written by the ``expire_links``
+retention job, :mod:`pacs.retention.links`).
+
+Records live in ``access/{auto-id}``. The functions only ever ``add`` them; the rules let the
+owner read their own and let no client write. A record names who (the owner's uid, or the
+share id), which study, when, and the client IP and user agent, the server-log fields the
+privacy policy lists. It is written before any URL is returned, so a URL never leaves without
+its record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pacs.errors import BadRequest
+
+COLLECTION = "access"
+KINDS = ("manifest", "series_urls", "share_created", "share_used", "share_revoked",
+         "share_expired")
+USER_AGENT_MAX = 256
+PAGE_MAX = 200
+_DOC_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Who is on the other end of a request, as far as the network tells.
+
+    Attributes
+    ----------
+    ip : str or None
+        Client IP (see :func:`client_info` for how proxies are trusted).
+    user_agent : str or None
+        ``User-Agent``, truncated.
+    """
+
+    ip: str | None
+    user_agent: str | None
+
+
+def client_info(headers: Mapping[str, str], remote_addr: str | None,
+                forwarded_hops: int) -> ClientInfo:
+    """The client IP and user agent of a request.
+
+    Google's front ends append the address they saw to ``X-Forwarded-For``; entries before
+    that are whatever the client sent. With ``forwarded_hops`` trusted proxies in front, the
+    client is the entry that many places from the end (the peer address counts as the last
+    entry); with none, it is the peer address.
+
+    Parameters
+    ----------
+    headers : mapping
+    remote_addr : str or None
+        The TCP peer.
+    forwarded_hops : int
+        Number of trusted proxies that append to ``X-Forwarded-For``.
+
+    Returns
+    -------
+    ClientInfo
+    """
+    forwarded = headers.get("X-Forwarded-For") or headers.get("x-forwarded-for") or ""
+    route = [part.strip() for part in forwarded.split(",") if part.strip()]
+    route.append(remote_addr or "")
+    index = max(len(route) - 1 - max(forwarded_hops, 0), 0)
+    ip = route[index][:64] or None
+    agent = headers.get("User-Agent") or headers.get("user-agent")
+    return ClientInfo(ip, agent[:USER_AGENT_MAX] if agent else None)
+
+
+def record(firestore: Any, *, owner: str, study_key: str, kind: str, actor: str,
+           actor_type: str, client: ClientInfo, at: datetime,
+           details: Mapping[str, Any] | None = None) -> str:
+    """Append one access record; return its id.
+
+    Parameters
+    ----------
+    firestore : google.cloud.firestore.Client
+    owner : str
+        The uid whose data was reached (the reader of the record).
+    study_key : str
+    kind : str
+        One of :data:`KINDS`.
+    actor : str
+        The owner's uid, or the share id.
+    actor_type : str
+        ``owner`` or ``share``.
+    client : ClientInfo
+    at : datetime
+    details : mapping, optional
+        Ids and counts only (share id, series id, number of URLs, expiry).
+
+    Returns
+    -------
+    str
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown access kind {kind!r}")
+    doc = {"owner": owner, "study_key": study_key, "kind": kind, "actor": actor,
+           "actor_type": actor_type, "at": at, "ip": client.ip,
+           "user_agent": client.user_agent, **(details or {})}
+    _, ref = firestore.collection(COLLECTION).add(doc)
+    return ref.id
+
+
+def _public(snap: Any) -> dict[str, Any]:
+    from pacs.links.signing import iso
+
+    doc = snap.to_dict() or {}
+    out = {"id": snap.id}
+    for key, value in doc.items():
+        if key == "owner":
+            continue
+        out[key] = iso(value) if isinstance(value, datetime) else value
+    out["study_id"] = out.pop("study_key", None)
+    return out
+
+
+def list_records(firestore: Any, uid: str, limit: int = 50,
+                 page_token: str | None = None) -> dict[str, Any]:
+    """The owner's access records, newest first, a page at a time.
+
+    Parameters
+    ----------
+    firestore : google.cloud.firestore.Client
+    uid : str
+    limit : int, optional
+        Page size, 1 to :data:`PAGE_MAX`.
+    page_token : str, optional
+        ``next_page_token`` of the previous page.
+
+    Returns
+    -------
+    dict
+        ``records`` and ``next_page_token`` (``None`` on the last page).
+    """
+    if not isinstance(limit, int) or not 1 <= limit <= PAGE_MAX:
+        raise BadRequest(f"limit must be 1 to {PAGE_MAX}", code="bad_limit")
+    query = list_query(firestore, uid, limit)
+    if page_token:
+        if not _DOC_ID.match(page_token):
+            raise BadRequest("bad page token", code="bad_page_token")
+        cursor = firestore.collection(COLLECTION).document(page_token).get()
+        if not cursor.exists or (cursor.to_dict() or {}).get("owner") != uid:
+            raise BadRequest("bad page token", code="bad_page_token")
+        query = query.start_after(cursor)
+    snaps = list(query.stream())
+    records = [_public(s) for s in snaps]
+    next_token = snaps[-1].id if len(snaps) == limit else None
+    return {"records": records, "next_page_token": next_token}
+
+
+def list_query(firestore: Any, uid: str, limit: int) -> Any:
+    """The query of an owner's records, newest first (index: owner, at descending)."""
+    from google.cloud import firestore as fs
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return (firestore.collection(COLLECTION).where(filter=FieldFilter("owner", "==", uid))
+            .order_by("at", direction=fs.Query.DESCENDING).limit(limit))

@@ -1,0 +1,391 @@
+"""Access and portability: one ZIP archive with everything the system holds about a user.
+
+The archive is written by the ``privacy-jobs`` job straight into the derived bucket
+(``exports/{uid}/{request_id}.zip``) through a streaming upload: ``zipfile`` writes to an
+unseekable sink (data descriptors after each member, ZIP64 throughout), each DICOM object is
+copied a chunk at a time, each Firestore location is written a document per line. Nothing
+is held whole in memory, whatever the size of the account.
+
+What goes in is decided by the same registry the erasure uses
+(:data:`pacs.privacy.personal_data.LOCATIONS`): every Firestore document about the user, the
+original DICOM files, the raw uploads, the previews, the Auth account record, plus a
+README, ``checksums.sha256`` and ``manifest.json``. Every location is found by the user's
+uid (owner-filtered queries, ``{uid}/`` prefixes), and each document's owner is checked
+again before it is written, so nothing of another user's can appear.
+
+Integrity: while a DICOM object is copied its SHA-256 is computed and compared with the
+checksum ingest recorded on its instance document; mismatches, objects without a record
+and records without an object are reported in ``manifest.json`` and in the request.
+
+The user gets a V4 signed URL of the archive (one object, its generation pinned) valid for
+``Settings.export_link_seconds``; the archive itself is purged after that (:func:`purge_expired`,
+run by the retention job).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import zipfile
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import IO, Any
+
+from pacs import log_events
+from pacs.clients import Clients
+from pacs.json_values import plain
+from pacs.links import signing
+from pacs.privacy import personal_data
+from pacs.privacy import requests as privacy_requests
+from pacs.privacy.personal_data import Location, Subject
+
+FORMAT_VERSION = 1
+CHUNK = 4 * 1024**2
+UPLOAD_CHUNK = 8 * 1024**2  # a multiple of 256 KiB, as resumable uploads require
+RESULT_LIST_MAX = 100  # integrity findings listed in the request (all are in the manifest)
+# Folders of the archive for the object locations.
+FOLDERS = {"instance_objects": "dicom", "preview_objects": "previews",
+           "upload_objects": "uploads"}
+# Fields left out of the exported documents: security material, not data about the user.
+REDACTED = {"shares": ("token_hash",)}
+
+README = """Radiology PACS - export of your data
+=====================================
+
+This archive holds everything the service stores about your account, as of the time in
+manifest.json ("generated_at"). It was produced for your access / data portability request.
+
+  README.txt          this file
+  manifest.json       request id, your account id, when, how many items per location, and
+                      the integrity check of the DICOM files (see below)
+  checksums.sha256    SHA-256 of every file in dicom/, uploads/ and previews/, in the format
+                      of `sha256sum -c checksums.sha256`
+  account/auth.json   your sign-in account: email, when created, last sign-in, providers
+  firestore/*.jsonl   every database document about you, one JSON object per line:
+                      {"path": "<collection>/<id>/...", "data": {...}}
+                      times are ISO 8601 in UTC; binary values are base64
+      profile.jsonl          your profile (display name, email, 18+ attestation, flags)
+      profile_history.jsonl  changes to your profile, restrictions, attestations
+      consent_ledger.jsonl   every analytics consent decision, with the policy version
+      uploads.jsonl          your uploads (file name, size, status, counts)
+      upload_results.jsonl   the result of every file of every upload
+      studies.jsonl, series.jsonl, instances.jsonl
+                             the index of your studies: the DICOM header fields we extracted
+                             and, per instance, the SHA-256 recorded when it was stored
+      shares.jsonl           your share links (the secret token is never stored, so it is not
+                             here; its hash is left out as security data)
+      access.jsonl           the access history of your studies (who, when, IP, user agent)
+      deletions.jsonl        studies you deleted
+      privacy_requests.jsonl your data-subject requests, this one included
+  dicom/<study>/<instance>.dcm
+                      your DICOM files as stored: byte for byte what you uploaded, except
+                      that the 128-byte preamble is zeroed (it can carry executable code)
+  uploads/<upload id> your uploads as received (a DICOM file or a ZIP archive)
+  previews/<study>/<series>.png|jpg
+                      the preview images we generated
+
+Folder and file names are keyed hashes, not DICOM UIDs: the UIDs are inside the files and in
+firestore/instances.jsonl (SOPInstanceUID, field "object" gives the stored name).
+
+The download link of this archive expires; the archive is deleted from our storage when the
+link expires.
+"""
+
+
+class Sink:
+    """An unseekable, hashing writer around the upload stream: ``zipfile`` sees ``tell()``
+    but no ``seek()``, so it streams (data descriptors, no rewinding)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.size = 0
+        self._sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._raw.write(data)
+        self._sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+
+def archive_object(uid: str, request_id: str) -> str:
+    return f"exports/{uid}/{request_id}.zip"
+
+
+def _info(name: str, stamp: tuple[int, ...], compress: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=stamp)
+    info.compress_type = compress
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _auth_record(user: Any) -> dict[str, Any]:
+    meta = user.user_metadata
+
+    def when(ms: int | None) -> str | None:
+        from datetime import UTC
+
+        return plain(datetime.fromtimestamp(ms / 1000, UTC)) if ms else None
+
+    return {"uid": user.uid, "email": user.email, "email_verified": user.email_verified,
+            "display_name": user.display_name, "phone_number": user.phone_number,
+            "disabled": user.disabled,
+            "created_at": when(meta.creation_timestamp if meta else None),
+            "last_sign_in_at": when(meta.last_sign_in_timestamp if meta else None),
+            "providers": [p.provider_id for p in user.provider_data]}
+
+
+def _is_theirs(subject: Subject, location: Location, snap: Any) -> bool:
+    """Defence in depth: a document goes in only when it is the user's."""
+    path = snap.reference.path
+    if path == f"users/{subject.uid}" or path.startswith(f"users/{subject.uid}/"):
+        return True
+    return (snap.to_dict() or {}).get("owner") == subject.uid
+
+
+def _recorded_checksums(subject: Subject, study_key: str) -> dict[str, str | None]:
+    """``{object name: sha256}`` of one study's instance documents (series documents that
+    are missing still have their instances listed)."""
+    out: dict[str, str | None] = {}
+    study = subject.firestore.collection("studies").document(study_key)
+    for series in study.collection("series").list_documents():
+        for snap in series.collection("instances").select(["object", "sha256", "owner"]).stream():
+            doc = snap.to_dict() or {}
+            if doc.get("owner") == subject.uid and doc.get("object"):
+                out[doc["object"]] = doc.get("sha256")
+    return out
+
+
+class _Integrity:
+    """Compares the SHA-256 of each DICOM object copied with the one recorded at ingest."""
+
+    def __init__(self, subject: Subject) -> None:
+        self.subject = subject
+        self.study: str | None = None
+        self.expected: dict[str, str | None] = {}
+        self.checked = self.matched = 0
+        self.mismatched: list[str] = []
+        self.unrecorded: list[str] = []
+        self.missing: list[str] = []
+
+    def _switch(self, study: str | None) -> None:
+        if study == self.study:
+            return
+        self.missing.extend(sorted(self.expected))  # recorded but never seen
+        self.study = study
+        self.expected = _recorded_checksums(self.subject, study) if study else {}
+
+    def check(self, object_name: str, sha256: str, archive_name: str) -> None:
+        parts = object_name.split("/")
+        self._switch(parts[1] if len(parts) == 3 else None)
+        self.checked += 1
+        if object_name not in self.expected:
+            self.unrecorded.append(archive_name)
+            return
+        recorded = self.expected.pop(object_name)
+        if recorded == sha256:
+            self.matched += 1
+        else:
+            self.mismatched.append(archive_name)
+
+    def finish(self) -> dict[str, Any]:
+        self._switch(None)
+        return {"checked": self.checked, "matched": self.matched,
+                "mismatched": self.mismatched, "unrecorded": self.unrecorded,
+                "missing": self.missing}
+
+
+def _copy_object(zf: zipfile.ZipFile, blob: Any, name: str, stamp: tuple[int, ...]) -> str:
+    digest = hashlib.sha256()
+    with blob.open("rb", chunk_size=CHUNK) as reader, \
+            zf.open(_info(name, stamp, zipfile.ZIP_STORED), "w", force_zip64=True) as out:
+        while True:
+            chunk = reader.read(CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def _archive_name(location: Location, subject: Subject, object_name: str) -> str | None:
+    rest = object_name[len(location.prefix_for(subject.uid)):]
+    parts = [p for p in rest.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        return None
+    return "/".join([FOLDERS.get(location.name, location.name), *parts])
+
+
+def write_archive(subject: Subject, sink: Any, request_id: str, now: datetime,
+                  locations: tuple[Location, ...] = personal_data.LOCATIONS) -> dict[str, Any]:
+    """Write the whole archive to ``sink`` (anything with ``write``; streamed).
+
+    Returns
+    -------
+    dict
+        ``counts`` per location, ``files``, ``documents``, ``integrity``.
+    """
+    stamp = now.timetuple()[:6]
+    counts: dict[str, int] = {}
+    integrity = _Integrity(subject)
+    documents = files = 0
+    with tempfile.SpooledTemporaryFile(max_size=8 * 1024**2) as checksums, \
+            zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        zf.writestr(_info("README.txt", stamp, zipfile.ZIP_DEFLATED), README)
+        for location in locations:
+            if not location.export:
+                continue
+            count = 0
+            if location.kind == "auth":
+                for user in location.find(subject):
+                    zf.writestr(_info("account/auth.json", stamp, zipfile.ZIP_DEFLATED),
+                                json.dumps(_auth_record(user), indent=2))
+                    count += 1
+            elif location.kind == "firestore":
+                redacted = REDACTED.get(location.name, ())
+                info = _info(f"firestore/{location.name}.jsonl", stamp, zipfile.ZIP_DEFLATED)
+                with zf.open(info, "w", force_zip64=True) as out:
+                    for snap in location.find(subject):
+                        if not _is_theirs(subject, location, snap):
+                            continue
+                        data = {k: v for k, v in (snap.to_dict() or {}).items()
+                                if k not in redacted}
+                        line = {"path": snap.reference.path, "data": plain(data)}
+                        out.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+                        count += 1
+                documents += count
+            else:
+                for blob in location.find(subject):
+                    name = _archive_name(location, subject, blob.name)
+                    if name is None:
+                        continue
+                    sha = _copy_object(zf, blob, name, stamp)
+                    checksums.write(f"{sha}  {name}\n".encode())
+                    if location.name == "instance_objects":
+                        integrity.check(blob.name, sha, name)
+                    count += 1
+                files += count
+            counts[location.name] = count
+        checksums.seek(0)
+        with zf.open(_info("checksums.sha256", stamp, zipfile.ZIP_DEFLATED), "w",
+                     force_zip64=True) as out:
+            while chunk := checksums.read(CHUNK):
+                out.write(chunk)
+        report = integrity.finish()
+        manifest = {"format_version": FORMAT_VERSION, "request_id": request_id,
+                    "uid": subject.uid, "generated_at": plain(now), "counts": counts,
+                    "files": files, "documents": documents, "integrity": report}
+        zf.writestr(_info("manifest.json", stamp, zipfile.ZIP_DEFLATED),
+                    json.dumps(manifest, indent=2))
+    return {"counts": counts, "files": files, "documents": documents, "integrity": report}
+
+
+def _abandon(writer: Any, blob: Any) -> None:
+    """After a failure: finish the upload quietly and delete what it wrote, so no partial
+    archive is left (a crashed process leaves an unfinished session, which expires)."""
+    from google.api_core.exceptions import NotFound
+
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+    try:
+        blob.delete()
+    except NotFound:
+        pass
+    except Exception:  # noqa: BLE001 - the retry overwrites it; purge_expired removes it
+        pass
+
+
+def build_export(clients: Clients, uid: str, request_id: str, signer: Any,
+                 now: datetime) -> dict[str, Any]:
+    """Write the archive, check it, sign its link. Returns the request's ``result``."""
+    settings = clients.settings
+    subject = Subject(clients, uid)
+    name = archive_object(uid, request_id)
+    blob = clients.storage.bucket(settings.derived_bucket).blob(name)
+    writer = blob.open("wb", chunk_size=UPLOAD_CHUNK, ignore_flush=True,
+                       content_type="application/zip")
+    sink = Sink(writer)
+    try:
+        summary = write_archive(subject, sink, request_id, now)
+        writer.close()
+    except BaseException:
+        _abandon(writer, blob)
+        raise
+    stored = clients.storage.bucket(settings.derived_bucket).get_blob(name)
+    if stored is None or int(stored.size) != sink.size:
+        raise RuntimeError("export archive not stored whole")
+    issued = privacy_requests.utc_now()
+    ttl = max(1, min(settings.export_link_seconds, signing.V4_MAX_SECONDS))
+    url = signing.sign_get_url(clients.storage, signer,
+                               signing.ObjectRef(settings.derived_bucket, name,
+                                                 str(stored.generation)),
+                               ttl, settings.signed_url_endpoint)
+    integrity = dict(summary["integrity"])
+    for key in ("mismatched", "unrecorded", "missing"):  # all of them are in the manifest
+        integrity[key] = integrity[key][:RESULT_LIST_MAX]
+    return {"object": name, "generation": str(stored.generation), "size": sink.size,
+            "sha256": sink.sha256, **summary, "integrity": integrity, "download_url": url,
+            "expires_at": signing.expiry_of_batch(issued, ttl)}
+
+
+def run_export_request(clients: Clients, uid: str, request_id: str,
+                       signer_factory: Callable[[], Any],
+                       now: Callable[[], datetime] = privacy_requests.utc_now) -> str:
+    """The job of one export request (idempotent: a finished request is left alone)."""
+    from google.cloud import firestore as gfs
+
+    from pacs.privacy import erasure
+
+    fs, settings = clients.firestore, clients.settings
+    snap = privacy_requests.request_ref(fs, request_id).get()
+    doc = snap.to_dict() if snap.exists else None
+    if doc is None or doc.get("owner") != uid or doc.get("type") != "export":
+        return "gone"
+    if doc.get("status") in privacy_requests.FINAL:
+        return "duplicate"
+    if erasure.pending(fs, settings, uid):
+        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(), reason="erasure_in_progress")
+        return "rejected"
+    if int(doc.get("attempts") or 0) >= settings.privacy_job_max_attempts:
+        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(), reason="export_failed")
+        log_events.emit("ERROR", "export_failed", "export gave up", uid=uid, request=request_id)
+        return "rejected"
+    privacy_requests.request_ref(fs, request_id).update({"attempts": gfs.Increment(1)})
+    if doc.get("status") == privacy_requests.RECEIVED:
+        privacy_requests.advance(fs, request_id, privacy_requests.IN_PROGRESS, now())
+    result = build_export(clients, uid, request_id, signer_factory(), now())
+    if erasure.pending(fs, settings, uid):  # an erasure started while the archive was built
+        personal_data.delete_objects(clients.storage.bucket(settings.derived_bucket),
+                                     [result["object"]])
+        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(), reason="erasure_in_progress")
+        return "rejected"
+    privacy_requests.advance(fs, request_id, privacy_requests.COMPLETED, now(), result=result)
+    log_events.emit("INFO", "export_completed", "export archive ready", uid=uid,
+                    request=request_id, size=result["size"], files=result["files"],
+                    documents=result["documents"],
+                    mismatched=len(result["integrity"]["mismatched"]))
+    return "exported"
+
+
+def purge_expired(clients: Clients, now: datetime) -> int:
+    """Delete export archives older than their link (for the retention job)."""
+    settings = clients.settings
+    cutoff = now - timedelta(seconds=settings.export_link_seconds)
+    bucket = clients.storage.bucket(settings.derived_bucket)
+    old = [b.name for b in clients.storage.list_blobs(settings.derived_bucket, prefix="exports/")
+           if b.time_created is not None and b.time_created <= cutoff]
+    return personal_data.delete_objects(bucket, old)
+
