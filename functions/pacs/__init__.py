@@ -10,7 +10,8 @@ source and fails on a cycle, an upward import, or a library importing anything o
 
 1. **core**: ``settings``, ``clients``, ``auth``, ``http``, ``errors``, ``log_events``,
    ``ids``, ``events``, ``paging``, ``guard``, ``results`` (per-file upload results, written
-   by ingest and read by settle, deletion and retention), ``json_values``.
+   by ingest and read by settle, deletion and retention), ``json_values`` (Firestore values
+   as JSON), ``locations`` (deleting a location's objects, shared by erasure and deletion).
 2. **libraries** ``dicom`` (bounded header reading, the seal) and ``zip`` (safe archives):
    pure, importing nothing of the cloud and of the core only ``pacs.errors``.
 3. **indexing** (``extract_metadata``): the study/series/instance documents, the search
@@ -29,7 +30,7 @@ source and fails on a cycle, an upward import, or a library importing anything o
 # may import from its own layer and the layers before it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("settings", "clients", "auth", "http", "errors", "log_events", "ids", "events", "paging",
-     "guard", "results", "json_values"),
+     "guard", "results", "json_values", "locations"),
     ("dicom", "zip"),
     ("indexing",),
     ("links",),

@@ -1,6 +1,6 @@
 """Data-subject rights: the HTTP endpoint ``privacy_requests`` and the job runner
-``run_privacy_job`` (Pub/Sub ``privacy-jobs``). Domain logic: :mod:`pacs.privacy.requests`, :mod:`pacs.privacy.jobs`,
-:mod:`pacs.privacy.profile`, :mod:`pacs.privacy.consent`, :mod:`pacs.privacy.export`, :mod:`pacs.privacy.erasure`.
+``run_privacy_job`` (Pub/Sub ``privacy-jobs``). Domain logic: :mod:`pacs.privacy` (``requests``,
+``jobs``, ``profile``, ``consent``, ``export``, ``erasure``).
 
 Routes (Firebase ID token, checked for revocation, unless marked public):
 

@@ -30,7 +30,8 @@ def create_upload(request):
 @functions_framework.cloud_event
 def on_upload_finalized(event):
     """Finalize in the uploads bucket: check against the record, unzip safely, store."""
-    http.run_storage_event("on_upload_finalized", event, "uploads", pipeline.handle_upload_finalized)
+    http.run_storage_event("on_upload_finalized", event, "uploads",
+                           pipeline.handle_upload_finalized)
 
 
 @functions_framework.cloud_event

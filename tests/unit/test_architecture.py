@@ -221,7 +221,8 @@ def test_a_clean_tree_has_no_violation(tmp_path):
     ({"misc.py": ""}, "pacs.misc: pacs.misc is in no layer of pacs.LAYERS"),
     ({"studies/__init__.py": ""},
      "pacs.studies: its __init__.py needs a docstring saying what it owns"),
-    ({"indexing/catalog.py": "from . import keys\n", "indexing/keys.py": "from .catalog import x\n"},
+    ({"indexing/catalog.py": "from . import keys\n",
+      "indexing/keys.py": "from .catalog import x\n"},
      "module cycle: pacs.indexing.catalog <-> pacs.indexing.keys"),
 ])
 def test_the_checker_reports(tmp_path, files, expected):

@@ -32,8 +32,8 @@ def settings(**env: str) -> Settings:
 
 def test_due_date_is_thirty_days_after_receipt():
     assert privacy_requests.due_date(NOW, settings()) == NOW + timedelta(days=30)
-    assert privacy_requests.due_date(NOW, settings(PACS_PRIVACY_RESPONSE_DAYS="10")) == NOW + timedelta(
-        days=10)
+    ten_days = settings(PACS_PRIVACY_RESPONSE_DAYS="10")
+    assert privacy_requests.due_date(NOW, ten_days) == NOW + timedelta(days=10)
 
 
 def test_transitions_only_move_forward_and_finals_are_final():
@@ -52,7 +52,8 @@ def test_recent_sign_in_uses_auth_time_and_the_setting(age, recent):
 
 def test_recent_sign_in_window_is_configurable_and_missing_auth_time_is_stale():
     caller = Caller("u1", {"auth_time": int(NOW.timestamp()) - 20})
-    assert privacy_requests.is_recent_sign_in(caller, settings(PACS_RECENT_SIGNIN_SECONDS="10"), NOW) is False
+    ten_seconds = settings(PACS_RECENT_SIGNIN_SECONDS="10")
+    assert privacy_requests.is_recent_sign_in(caller, ten_seconds, NOW) is False
     assert privacy_requests.is_recent_sign_in(Caller("u1", {}), settings(), NOW) is False
 
 

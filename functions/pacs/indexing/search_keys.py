@@ -31,8 +31,8 @@ So the study's searchable facts go in four places:
 Triples (name and modality and keyword at once) are not stored: their count is the product
 of three lists, and a long name with a long description would grow a document by thousands
 of entries. Such a query uses the name|keyword pair and checks the modality on each
-candidate (``search.modalities``) — see :mod:`pacs.studies.search`, which does the same for names or
-keywords of several words. Terms grow with the product of two lists only: a typical study
+candidate (``search.modalities``) — see :mod:`pacs.studies.search`, which does the same for
+names or keywords of several words. Terms grow with the product of two lists only: a typical study
 (a 12-prefix name, 2 modalities, 6 words) stores ~130 terms.
 
 ``search.name_tokens``, ``search.description_words``, ``search.modalities``

@@ -5,8 +5,8 @@ Order of events:
 
 1. The request is recorded (``privacy_requests``, type ``erasure``) and the *marker*
    ``erasures/{ids.erasure_marker(key, uid)}`` is written before anything is deleted:
-   ingest (``pacs.ingest.pipeline``, ``pacs.indexing.catalog``) checks it first and writes nothing for the
-   user from then on. The marker id is a keyed hash of the uid; it holds no uid.
+   ingest (``pacs.ingest.pipeline``, ``pacs.indexing.catalog``) checks it first and writes
+   nothing for the user from then on. The marker id is a keyed hash of the uid; it holds no uid.
 2. The job (``privacy-jobs``) disables the Auth account and revokes its sessions, so no
    request of the user's can add data while the erasure runs.
 3. Every location's deleter runs, in registry order. One failing location never stops the
@@ -16,8 +16,8 @@ Order of events:
    residual copies (backups, point-in-time recovery, soft-deleted objects, logs) expire.
 6. Last, the user's privacy requests go, this one included.
 
-A crash anywhere and a retry (Pub/Sub redelivery, or :func:`pacs.privacy.jobs.resume_stalled`) end with
-nothing left: every deleter deletes what it finds and counts what is already gone as done.
+A crash anywhere and a retry (Pub/Sub redelivery, or :func:`pacs.privacy.jobs.resume_stalled`)
+ends with nothing left: every deleter deletes what it finds and counts what is already gone as done.
 The receipt is kept ``erasure_receipt_retention_days`` under the keyed hash (pseudonymous:
 whoever holds the key and a uid can find it; nothing in it names the user) as evidence of
 the erasure, a legal obligation (see ``docs/privacy_requests.md``). Its id is given to the user when

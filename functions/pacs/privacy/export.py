@@ -36,6 +36,7 @@ from pacs import log_events
 from pacs.clients import Clients
 from pacs.json_values import plain
 from pacs.links import signing
+from pacs.locations import delete_objects
 from pacs.privacy import personal_data
 from pacs.privacy import requests as privacy_requests
 from pacs.privacy.personal_data import Location, Subject
@@ -357,10 +358,12 @@ def run_export_request(clients: Clients, uid: str, request_id: str,
     if doc.get("status") in privacy_requests.FINAL:
         return "duplicate"
     if erasure.pending(fs, settings, uid):
-        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(), reason="erasure_in_progress")
+        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(),
+                                 reason="erasure_in_progress")
         return "rejected"
     if int(doc.get("attempts") or 0) >= settings.privacy_job_max_attempts:
-        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(), reason="export_failed")
+        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(),
+                                 reason="export_failed")
         log_events.emit("ERROR", "export_failed", "export gave up", uid=uid, request=request_id)
         return "rejected"
     privacy_requests.request_ref(fs, request_id).update({"attempts": gfs.Increment(1)})
@@ -368,9 +371,9 @@ def run_export_request(clients: Clients, uid: str, request_id: str,
         privacy_requests.advance(fs, request_id, privacy_requests.IN_PROGRESS, now())
     result = build_export(clients, uid, request_id, signer_factory(), now())
     if erasure.pending(fs, settings, uid):  # an erasure started while the archive was built
-        personal_data.delete_objects(clients.storage.bucket(settings.derived_bucket),
-                                     [result["object"]])
-        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(), reason="erasure_in_progress")
+        delete_objects(clients.storage.bucket(settings.derived_bucket), [result["object"]])
+        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(),
+                                 reason="erasure_in_progress")
         return "rejected"
     privacy_requests.advance(fs, request_id, privacy_requests.COMPLETED, now(), result=result)
     log_events.emit("INFO", "export_completed", "export archive ready", uid=uid,
@@ -387,5 +390,5 @@ def purge_expired(clients: Clients, now: datetime) -> int:
     bucket = clients.storage.bucket(settings.derived_bucket)
     old = [b.name for b in clients.storage.list_blobs(settings.derived_bucket, prefix="exports/")
            if b.time_created is not None and b.time_created <= cutoff]
-    return personal_data.delete_objects(bucket, old)
+    return delete_objects(bucket, old)
 

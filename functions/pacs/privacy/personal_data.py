@@ -20,21 +20,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from pacs.clients import Clients, HasClients
+from pacs.locations import delete_objects
 
 BATCH = 400
-DELETE_WORKERS = 16
 # Firebase uids are 28 alphanumerics; custom uids are at most 128 characters. A uid with
 # a ``/`` would turn ``{uid}/`` into another user's folder, so such uids are refused.
 SAFE_UID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-
-
-class LocationFailed(Exception):
-    """Some items of a location could not be deleted (after the others were tried)."""
 
 
 @dataclass(frozen=True)
@@ -182,30 +177,6 @@ def user_subcollection(name: str, collection: str, what: str) -> Location:
 def bucket_name(settings: Any, role: str) -> str:
     return {"uploads": settings.uploads_bucket, "instances": settings.instances_bucket,
             "derived": settings.derived_bucket}[role]
-
-
-def delete_objects(bucket: Any, names: list[str], workers: int = DELETE_WORKERS) -> int:
-    """Delete objects in parallel; a missing one counts as done. Raises
-    :class:`LocationFailed` after trying all when any failed."""
-    from google.api_core.exceptions import NotFound
-
-    def one(name: str) -> tuple[int, str | None]:
-        try:
-            bucket.blob(name).delete()
-            return 1, None
-        except NotFound:
-            return 0, None
-        except Exception as err:  # noqa: BLE001 - reported by type below; the rest go on
-            return 0, type(err).__name__
-
-    if not names:
-        return 0
-    with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
-        outcomes = list(pool.map(one, names))
-    errors = [e for _, e in outcomes if e]
-    if errors:
-        raise LocationFailed(f"{len(errors)} objects not deleted ({errors[0]})")
-    return sum(n for n, _ in outcomes)
 
 
 def object_prefix(name: str, role: str, template: str, what: str, export: bool = True

@@ -9,8 +9,9 @@ Every request is ``privacy_requests/{id}``: ``owner``, ``type``, ``status``, ``r
 ``received`` or ``in_progress`` (:data:`TRANSITIONS`); nothing leaves a final status.
 
 Types: ``export`` (access and portability, :mod:`pacs.privacy.export`) and ``erasure``
-(:mod:`pacs.privacy.erasure`) run as jobs on the ``privacy-jobs`` topic (:mod:`pacs.privacy.jobs`); ``rectification``,
-``restriction``, ``objection`` and ``restriction_lifted`` complete within the request.
+(:mod:`pacs.privacy.erasure`) run as jobs on the ``privacy-jobs`` topic
+(:mod:`pacs.privacy.jobs`); ``rectification``, ``restriction``, ``objection`` and
+``restriction_lifted`` complete within the request.
 Export and erasure are *verified requests*: the caller's ID token must come from a sign-in
 at most ``Settings.recent_signin_seconds`` old (``auth_time``); an older one is recorded
 as ``rejected`` (``recent_sign_in_required``) and refused with 403.

@@ -25,8 +25,7 @@ being read and may add instances back): that location fails until the upload is 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,12 +35,12 @@ from pacs.clients import Clients, HasClients
 from pacs.errors import TransientError
 from pacs.indexing import catalog
 from pacs.ingest import uploads
+from pacs.locations import LocationFailed, delete_objects
 from pacs.studies import search
 
 COLLECTION = "deletions"
 IN_PROGRESS, COMPLETED = "in_progress", "completed"
 BATCH = 400
-DELETE_WORKERS = 16
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -67,10 +66,6 @@ class Deleter:
     run: Callable[[StudyTarget], int]
 
 
-class LocationFailed(Exception):
-    """Some items of one location could not be deleted (after the others were)."""
-
-
 def deletion_id(key: bytes, uid: str, study_key: str) -> str:
     """The ``deletions`` document id of (owner, study): a keyed hash, so retries find it."""
     return ids.keyed_hash(key, "deletion", uid, study_key)
@@ -86,31 +81,6 @@ def _deletion_ref(target: StudyTarget) -> Any:
 def _study_prefix(object_name: str) -> str:
     """The folder of an object name (``a/b/c.dcm`` → ``a/b/``)."""
     return object_name.rpartition("/")[0] + "/"
-
-
-def delete_objects(bucket: Any, names: Iterable[str], workers: int = DELETE_WORKERS) -> int:
-    """Delete objects in parallel; a missing one counts as done. Returns how many were
-    deleted; raises :class:`LocationFailed` after trying all when any failed."""
-    from google.api_core.exceptions import NotFound
-
-    def one(name: str) -> tuple[int, str | None]:
-        try:
-            bucket.blob(name).delete()
-            return 1, None
-        except NotFound:
-            return 0, None
-        except Exception as err:  # noqa: BLE001 - reported by type below, the rest continue
-            return 0, type(err).__name__
-
-    names = list(names)
-    if not names:
-        return 0
-    with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
-        outcomes = list(pool.map(one, names))
-    errors = [e for _, e in outcomes if e]
-    if errors:
-        raise LocationFailed(f"{len(errors)} objects not deleted ({errors[0]})")
-    return sum(n for n, _ in outcomes)
 
 
 def delete_prefix(storage: Any, bucket_name: str, prefix: str) -> int:

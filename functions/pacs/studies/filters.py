@@ -211,8 +211,8 @@ class Filters:
 
     def sort_bounds(self) -> tuple[str | None, str | None]:
         """``search.sort`` bounds of the date filter: (lower, upper), both inclusive except a
-        lower bound of :data:`~pacs.indexing.search_keys.NO_DATE`, which is exclusive (studies without
-        a date never match a date filter)."""
+        lower bound of :data:`~pacs.indexing.search_keys.NO_DATE`, which is exclusive (studies
+        without a date never match a date filter)."""
         if not self.has_dates:
             return None, None
         low = self.date_from or search_keys.NO_DATE
