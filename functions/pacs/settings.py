@@ -14,6 +14,47 @@ from dataclasses import dataclass, field
 
 GIB = 1024**3
 MIB = 1024**2
+# The key of every keyed id, log id, receipt, header seal and share view string. Deployed
+# functions get it from Secret Manager (deploy/plan.py, secret ``pacs-hash-key``).
+HASH_KEY_SETTING = "PACS_HASH_KEY"
+HASH_KEY_MIN_BYTES = 32
+
+
+class MissingSecret(RuntimeError):
+    """Deployed without a secret setting, or with one too short to be a key."""
+
+
+def project_of(env: Mapping[str, str]) -> str:
+    """The project id the environment names ('' when none)."""
+    return env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or ""
+
+
+def is_deployed(env: Mapping[str, str], project: str | None = None) -> bool:
+    """Whether this runs deployed: ``K_SERVICE`` is set (Cloud Functions 2nd gen, Cloud Run)
+    or the project id does not start with ``demo-`` (emulator-only projects). The one
+    decision, used by :mod:`pacs.guard` too; ``project`` defaults to the environment's."""
+    project = project_of(env) if project is None else project
+    return bool(env.get("K_SERVICE")) or not project.startswith("demo-")
+
+
+def hash_key_from_env(env: Mapping[str, str], project: str | None = None) -> bytes:
+    """``PACS_HASH_KEY`` as bytes. Deployed it must be set and at least
+    :data:`HASH_KEY_MIN_BYTES` long, else :class:`MissingSecret` (never a fallback: a
+    public key would let anyone compute keyed ids and forge share views). Emulator
+    projects fall back to the development key ``local-only-key-{project}``."""
+    project = project_of(env) if project is None else project
+    key = (env.get(HASH_KEY_SETTING) or "").encode()
+    if not is_deployed(env, project):
+        return key or f"local-only-key-{project}".encode()
+    if not key:
+        raise MissingSecret(f"the setting {HASH_KEY_SETTING} is missing: deployed functions "
+                            "read it from Secret Manager (secret pacs-hash-key, at least "
+                            f"{HASH_KEY_MIN_BYTES} bytes)")
+    if len(key) < HASH_KEY_MIN_BYTES:
+        raise MissingSecret(f"the setting {HASH_KEY_SETTING} is {len(key)} bytes long; a "
+                            f"deployed function needs at least {HASH_KEY_MIN_BYTES} bytes "
+                            "(Secret Manager secret pacs-hash-key)")
+    return key
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -32,7 +73,9 @@ class Settings:
     uploads_bucket, instances_bucket, derived_bucket : str
         The three buckets: raw uploads, canonical DICOM, derived previews and exports.
     hash_key : bytes
-        Secret key for keyed hashes of identifiers (document ids, object names, log ids).
+        Secret key for keyed hashes of identifiers (document ids, object names, log ids),
+        header seals and share view strings (:func:`hash_key_from_env`: deployed, at least
+        32 bytes or :class:`MissingSecret`).
     """
 
     project_id: str
@@ -100,15 +143,17 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from an environment mapping (``os.environ`` by default)."""
+        """Build settings from an environment mapping (``os.environ`` by default).
+
+        Raises :class:`MissingSecret` when deployed without a usable ``PACS_HASH_KEY``."""
         env = os.environ if env is None else env
-        project = env.get("GOOGLE_CLOUD_PROJECT") or env.get("GCLOUD_PROJECT") or "demo-pacs"
+        project = project_of(env) or "demo-pacs"
         return cls(
             project_id=project,
             uploads_bucket=env.get("PACS_UPLOADS_BUCKET", f"{project}-uploads"),
             instances_bucket=env.get("PACS_INSTANCES_BUCKET", f"{project}-instances"),
             derived_bucket=env.get("PACS_DERIVED_BUCKET", f"{project}-derived"),
-            hash_key=env.get("PACS_HASH_KEY", f"local-only-key-{project}").encode(),
+            hash_key=hash_key_from_env(env, project),
             region=env.get("PACS_REGION", "europe-west1"),
             max_upload_bytes=_int(env, "PACS_MAX_UPLOAD_BYTES", 2 * GIB),
             user_quota_bytes=_int(env, "PACS_USER_QUOTA_BYTES", 50 * GIB),

@@ -300,3 +300,29 @@ def test_apply_refuses_without_gcloud_before_running_anything(tmp_path):
     assert proc.returncode == 2
     assert "gcloud is not on PATH" in proc.stderr
     assert "Applying" not in proc.stderr
+
+
+def test_every_function_is_given_a_hash_key_it_may_read_and_that_it_accepts(dry_run):
+    """Deployed functions refuse to start without PACS_HASH_KEY of at least 32 bytes
+    (pacs.settings.hash_key_from_env): every one is given the pinned secret version, its
+    account may read that secret, and the value the plan creates passes the check."""
+    from pacs.settings import HASH_KEY_MIN_BYTES, HASH_KEY_SETTING, Settings
+
+    deploys = _deploys(dry_run.stdout)
+    readers = {_one(argv, "--member") for argv in printed.commands(dry_run.stdout)
+               if argv[1:4] == ["secrets", "add-iam-policy-binding", iam.HASH_KEY_SECRET]
+               and printed.flag_values(argv, "--role") == ["roles/secretmanager.secretAccessor"]}
+    for fn in dry_run.table:
+        name = fn["name"]
+        assert _one(deploys[name], "--set-secrets") == \
+            f"{HASH_KEY_SETTING}={iam.HASH_KEY_SECRET}:{planmod.HASH_KEY_VERSION}"
+        assert iam.HASH_KEY in iam.GRANTS[name], name
+        assert f"serviceAccount:pacs-{name}@{PROJECT}.iam.gserviceaccount.com" in readers, name
+    # The secret is created by piping this command's output into gcloud.
+    assert f"{planmod.SECRET_CMD} | gcloud secrets create {iam.HASH_KEY_SECRET}" in dry_run.stdout
+    key = subprocess.run(["bash", "-c", planmod.SECRET_CMD], capture_output=True, text=True,
+                         check=True).stdout
+    assert len(key.encode()) >= HASH_KEY_MIN_BYTES
+    deployed = Settings.from_env({"K_SERVICE": "sign-link", "GOOGLE_CLOUD_PROJECT": PROJECT,
+                                  HASH_KEY_SETTING: key})
+    assert deployed.hash_key == key.encode()

@@ -17,8 +17,9 @@ def test_refuses_deployed_with_emulator_variables(env):
 
 @pytest.mark.parametrize("env", [
     {"GOOGLE_CLOUD_PROJECT": "demo-pacs", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:8080"},
-    {"K_SERVICE": "studies", "GOOGLE_CLOUD_PROJECT": "clinic-prod"},
-    {"K_SERVICE": "studies", "FIRESTORE_EMULATOR_HOST": ""},
+    # Deployed: the hash key is required (tests/unit/test_settings_secrets.py).
+    {"K_SERVICE": "studies", "GOOGLE_CLOUD_PROJECT": "clinic-prod", "PACS_HASH_KEY": "k" * 32},
+    {"K_SERVICE": "studies", "FIRESTORE_EMULATOR_HOST": "", "PACS_HASH_KEY": "k" * 32},
 ])
 def test_allows_local_emulators_and_clean_deploys(env):
     assert_safe_environment(env)
