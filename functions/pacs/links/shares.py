@@ -9,7 +9,8 @@ and the viewer POSTs the token, so it stays out of request logs.
 Exchanging the token (:func:`share_manifest`) counts one view atomically (compare-and-set) and
 returns the same short-lived manifest the owner gets, plus a *view* string that lets the
 viewer fetch the series' URLs (:func:`share_series`) during that view without counting more
-views. An unknown, expired, revoked or exhausted token, and a share whose study is gone or
+views; paging checks the view against the share document too (a view the share could not
+have issued, by number or expiry, is refused even with a valid MAC). An unknown, expired, revoked or exhausted token, and a share whose study is gone or
 restricted, all get the same 404. Revoking stops new manifests at once; URLs already handed
 out die within their lifetime (at most the link lifetime, never past the share's expiry).
 """
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pacs import ids, log_events
-from pacs.errors import BadRequest, NotFound, TransientError
+from pacs.errors import BadRequest, Forbidden, NotFound, TransientError
 from pacs.indexing import catalog
 from pacs.links import access_log, manifests, signing
 
@@ -255,14 +256,29 @@ def make_view(key: bytes, share_id: str, view: int, expires_at: datetime) -> str
     return f"{share_id}.{view}.{expires}.{_view_mac(key, share_id, str(view), expires)}"
 
 
-def check_view(key: bytes, share_id: str, view: Any, now: datetime) -> None:
-    """Raise unless ``view`` was issued for this share and has not expired."""
+def check_view(key: bytes, share_id: str, view: Any, now: datetime) -> tuple[int, int]:
+    """Raise unless ``view`` carries this share's MAC and has not expired; return its view
+    number and expiry (Unix seconds) for :func:`check_view_in_share`."""
     match = VIEW.match(view) if isinstance(view, str) else None
     if not match or match.group(1) != share_id or not hmac.compare_digest(
             match.group(4), _view_mac(key, share_id, match.group(2), match.group(3))):
         raise share_not_found()
     if int(match.group(3)) <= now.timestamp():
         raise NotFound("this view has expired: open the share link again", code="view_expired")
+    return int(match.group(2)), int(match.group(3))
+
+
+def check_view_in_share(number: int, expires: int, doc: dict[str, Any]) -> None:
+    """Raise 403 ``view_not_valid`` unless the share document could have issued this view:
+    its number at least 1, at most the views counted and at most ``max_views``, and its
+    expiry no later than the share's. The MAC alone is not trusted: whoever holds the key
+    could mint a view expiring in 2100, or page an exhausted share past ``max_views``."""
+    max_views = doc.get("max_views")
+    issued = number >= 1 and number <= int(doc.get("views", 0))
+    within = max_views is None or number <= max_views
+    if not (issued and within and expires <= doc["expires_at"].timestamp()):
+        raise Forbidden("this view was not issued by this share: open the share link again",
+                        code="view_not_valid")
 
 
 def share_manifest(minter: manifests.Minter, body: dict[str, Any],
@@ -298,7 +314,8 @@ def share_series(minter: manifests.Minter, body: dict[str, Any],
     token = body.get("token")
     now = minter.now()
     share_id, doc = _open(fs, token, now, new_view=False)
-    check_view(minter.settings.hash_key, share_id, body.get("view"), now)
+    number, expires = check_view(minter.settings.hash_key, share_id, body.get("view"), now)
+    check_view_in_share(number, expires, doc)
     _open_study(fs, doc)
     owner, key = doc["owner"], doc["study_key"]
     page = manifests.series_page(minter, owner, key, body.get("series_id"), body.get("page_token"),
