@@ -57,6 +57,10 @@ def instance_object(uid: str, study: str, instance: str) -> str:
     return f"{uid}/{study}/{instance}.dcm"
 
 
+# A series preview's file extension by media type: PNG for grey, JPEG for colour.
+PREVIEW_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg"}
+
+
 def preview_object(uid: str, study: str, series: str, extension: str = "png") -> str:
     return f"previews/{uid}/{study}/{series}.{extension}"
 

@@ -136,7 +136,12 @@ def _preview_ref(settings: Any, uid: str, study_key: str, series_key: str,
     preview = preview or {}
     if preview.get("status") != "ready" or not preview.get("generation"):
         return None
-    name = ids.preview_object(uid, study_key, series_key)
+    # Settle writes grey previews as PNG and colour ones as JPEG (``media_type``; a document
+    # without one is a PNG). Only the canonical name for that type is signed.
+    extension = ids.PREVIEW_EXTENSIONS.get(preview.get("media_type", "image/png"))
+    if extension is None:
+        return None
+    name = ids.preview_object(uid, study_key, series_key, extension)
     if preview.get("object") != name:
         return None  # a document pointing elsewhere is never signed
     return signing.ObjectRef(settings.derived_bucket, name, str(preview["generation"]))

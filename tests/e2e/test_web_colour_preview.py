@@ -1,0 +1,58 @@
+"""Colour previews in the browser: real colour files (RGB, JPEG 2000 YBR_RCT, YBR_FULL_422)
+ingested through the real upload path, then the studies list and the viewer of each study
+in headless Chromium must show its preview (a JPEG, decoded: naturalWidth > 0).
+Screenshots: test-artifacts/colour-preview-*.png."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.colour_data import COLOUR_FILES, colour_zip
+from tests.e2e.conftest import ingest
+from tests.e2e.webstack import ARTIFACTS, WEB, WebStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
+
+SCRIPT = Path(__file__).with_name("colour_preview.mjs")
+
+
+def _run(web: WebStack, args: dict) -> dict:
+    ARTIFACTS.mkdir(exist_ok=True)
+    payload = {"url": web.url, "artifacts": str(ARTIFACTS), **args}
+    proc = subprocess.run(["node", str(SCRIPT), json.dumps(payload)], cwd=WEB,
+                          capture_output=True, text=True, timeout=300)
+    (ARTIFACTS / "colour-preview.log").write_text(proc.stdout + "\n--- stderr ---\n"
+                                                  + proc.stderr)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_the_studies_list_and_viewer_show_colour_previews(web, tmp_path):
+    user = web.cloud.create_user(f"e2e-colour-{uuid.uuid4().hex[:10]}@example.test")
+    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
+                         headers=user.headers(), timeout=30)
+    assert resp.status_code in (200, 201), resp.text
+    archive = tmp_path / "colour.zip"
+    archive.write_bytes(colour_zip())
+    studies = ingest(web, user, archive, len(COLOUR_FILES))
+    assert sorted(s["StudyDescription"] for s in studies) == sorted(COLOUR_FILES)
+    ids = [s["id"] for s in studies]
+
+    out = _run(web, {"email": user.email, "password": user.password, "studies": ids})
+    for study in studies:
+        for where in ("list", "viewer"):
+            shown = out[where][study["id"]]
+            assert len(shown) == 1, f"{study['StudyDescription']}: no preview image in {where}"
+            image = shown[0]
+            assert image["complete"] and image["width"] > 0, (study["StudyDescription"], where,
+                                                               image)
+            assert max(image["width"], image["height"]) == 256, image
+            assert ".jpg?" in image["src"], image["src"]  # the JPEG settle wrote
+    assert not out["errors"], out["errors"]
