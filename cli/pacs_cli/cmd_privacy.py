@@ -28,7 +28,8 @@ def register(sub) -> None:
     p = psub.add_parser("profile", help="show your profile (or create it with --create)")
     p.add_argument("--create", action="store_true", help="create the profile")
     p.add_argument("--adult", choices=("yes", "no"),
-                   help="with --create: are you 18 or older? (no deletes the account)")
+                   help="with --create: are you 18 or older? (no: an account without a "
+                   "profile is deleted, on a recent sign-in; an existing profile is kept)")
     p.add_argument("--display-name", default=None)
     p.add_argument("--email", default=None)
     p.add_argument("--json", action="store_true")

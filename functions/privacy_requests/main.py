@@ -66,23 +66,6 @@ def _signer() -> signing.UrlSigner:
     return signing.signer_from_settings(default_clients().settings)
 
 
-def _create_profile(clients, caller, body, now):
-    fs, settings = clients.firestore, clients.settings
-    try:
-        doc, created = profile.create(fs, caller.uid, caller.email, body,
-                                      settings.policy_version, now)
-    except Forbidden as err:
-        if err.code != "under_18":
-            raise
-        # A child's account: nothing is kept; the erasure path deletes what exists.
-        request_id, _ = erasure.start(clients, caller.uid, reason="minor", now=now)
-        return {"error": "under_18", "message": "the service is for adults only: this "
-                "account and anything uploaded with it are being deleted",
-                "request_id": request_id,
-                "receipt_id": erasure.receipt_id(settings, caller.uid)}, 403
-    return {"profile": profile.public(doc), "created": created}, 201 if created else 200
-
-
 def _restrict(clients, uid, body, now):
     restricted = body.get("restricted", True)
     kind = body.get("type", "restriction")
@@ -115,7 +98,7 @@ def _dispatch(request, route, arg):
                 "consent": consent.state(doc, settings.policy_version),
                 "history": profile.history(fs, uid) if doc else []}
     if route == "profile_create":
-        return _create_profile(clients, caller, _body(request), now)
+        return jobs.attest_age(clients, caller, _body(request), now)
     if route == "rectify":
         body = _body(request)
         profile.require(fs, uid)

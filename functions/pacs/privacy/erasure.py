@@ -3,6 +3,9 @@ idempotent, with a pseudonymous receipt.
 
 Order of events:
 
+0. Who started it is checked and recorded (:class:`StartedBy`): a user only with a sign-in
+   of the last ``recent_signin_seconds`` (its verified time is recorded), a job or an
+   operator by name (and the operator's note).
 1. The request is recorded (``privacy_requests``, type ``erasure``) and the *marker*
    ``erasures/{ids.erasure_marker(key, uid)}`` is written before anything is deleted:
    ingest (``pacs.ingest.pipeline``, ``pacs.indexing.catalog``) checks it first and writes
@@ -29,10 +32,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pacs import ids, log_events
+from pacs.auth import Caller
 from pacs.clients import Clients
 from pacs.errors import NotFound, TransientError
 from pacs.indexing import catalog
@@ -45,6 +50,60 @@ COLLECTION = "erasures"
 IN_PROGRESS, COMPLETED = "in_progress", "completed"
 SIGN_OUT = "sign_out"
 _RECEIPT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+STARTERS = ("user", "job", "operator")
+
+
+@dataclass(frozen=True)
+class StartedBy:
+    """Who started an erasure and on what authority, recorded on its request and on the
+    marker (so on the receipt, which names no user).
+
+    A user (``by="user"``) starts one only with a recent sign-in: :meth:`user` checks the
+    token's ``auth_time`` and keeps it as ``verified_sign_in_at``, and :func:`start` checks
+    it again. A job or an operator (``by="job"``, ``"operator"``) is recorded by ``name``
+    (the job's, the operator's id), an operator with a ``note`` (why: a ticket, a report).
+    """
+
+    by: str
+    verified_sign_in_at: datetime | None = None
+    name: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.by not in STARTERS:
+            raise ValueError(f"an erasure is started by one of {', '.join(STARTERS)}")
+        if self.by != "user" and not self.name.strip():
+            raise ValueError("an erasure started by a job or an operator names who")
+
+    @classmethod
+    def user(cls, caller: Caller, settings: Any, now: datetime) -> StartedBy:
+        """The signed-in user, on a recent sign-in (else 403 ``recent_sign_in_required``)."""
+        privacy_requests.require_recent_sign_in(caller, settings, now, "erasure")
+        return cls("user", verified_sign_in_at=datetime.fromtimestamp(caller.auth_time, UTC))
+
+    @classmethod
+    def job(cls, name: str) -> StartedBy:
+        return cls("job", name=name)
+
+    @classmethod
+    def operator(cls, name: str, note: str) -> StartedBy:
+        return cls("operator", name=name, note=note)
+
+    def check(self, settings: Any, now: datetime) -> None:
+        """403 ``recent_sign_in_required`` for a user's erasure whose sign-in is not (or no
+        longer) within ``recent_signin_seconds`` of ``now``."""
+        verified = self.verified_sign_in_at
+        if self.by == "user" and (verified is None or (
+                now - verified).total_seconds() > settings.recent_signin_seconds):
+            raise privacy_requests.recent_sign_in_refusal("erasure", settings)
+
+    def record(self) -> dict[str, Any]:
+        if self.by == "user":
+            return {"by": "user", "verified_sign_in_at": self.verified_sign_in_at}
+        return {"by": self.by, "name": self.name.strip(),
+                **({"note": self.note.strip()} if self.note.strip() else {})}
 
 
 class ErasureIncomplete(TransientError):
@@ -66,35 +125,45 @@ def pending(firestore: Any, settings: Any, uid: str) -> bool:
     return catalog.erasure_pending(firestore, settings.hash_key, uid)
 
 
-def write_marker(firestore: Any, settings: Any, uid: str, reason: str, now: datetime) -> None:
-    """Create the marker unless it exists (idempotent)."""
+def write_marker(firestore: Any, settings: Any, uid: str, reason: str, now: datetime,
+                 started_by: dict[str, Any] | None = None) -> None:
+    """Create the marker unless it exists (idempotent; an existing one is left as it is)."""
     from google.api_core.exceptions import AlreadyExists
 
     try:
         marker_ref(firestore, settings, uid).create({
-            "status": IN_PROGRESS, "reason": reason, "requested_at": now, "completed_at": None,
+            "status": IN_PROGRESS, "reason": reason, "started_by": started_by,
+            "requested_at": now, "completed_at": None,
             "last_attempt_at": None, "attempts": 0, "counts": {}, "steps": {}, "failed": [],
             "locations": [loc.name for loc in personal_data.LOCATIONS]})
     except AlreadyExists:
         pass
 
 
-def start(clients: Clients, uid: str, reason: str, now: datetime,
+def start(clients: Clients, uid: str, reason: str, now: datetime, *, started_by: StartedBy,
           **fields: Any) -> tuple[str, dict[str, Any]]:
-    """Record the erasure request (or find the open one), write the marker, queue the job.
+    """Check who starts it, record the erasure request (or find the open one), write the
+    marker, queue the job.
 
-    ``reason`` is ``user_request``, or ``minor`` for an account declared or reported to be
-    a child's (the same path, without the recent sign-in check).
+    ``reason`` is ``user_request``, or ``minor`` for an account declared (or, started by an
+    operator, reported) to be a child's. ``started_by`` is recorded on the request and the
+    marker; a user's erasure needs a sign-in verified within ``recent_signin_seconds``
+    (403 ``recent_sign_in_required`` otherwise, before anything is written).
     """
     fs, settings = clients.firestore, clients.settings
+    started_by.check(settings, now)
+    started = started_by.record()
     existing = privacy_requests.open_request(fs, uid, "erasure")
     if existing is None:
-        request_id, doc = privacy_requests.create(fs, uid, "erasure", settings, now, reason=reason,
-                                         receipt_id=receipt_id(settings, uid), **fields)
+        request_id, doc = privacy_requests.create(
+            fs, uid, "erasure", settings, now, reason=reason,
+            receipt_id=receipt_id(settings, uid), started_by=started, **fields)
     else:
         request_id, doc = existing
-    write_marker(fs, settings, uid, reason, now)
+    write_marker(fs, settings, uid, reason, now, started)
     privacy_requests.publish_job(clients, request_id, uid, "erasure")
+    log_events.emit("INFO", "erasure_requested", "erasure requested", uid=uid,
+                    request=request_id, reason=reason, started_by=started_by.by)
     return request_id, doc
 
 
@@ -215,7 +284,8 @@ def public_receipt(receipt: str, doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "receipt_id": receipt,
         **{k: plain(doc.get(k)) for k in (
-            "status", "reason", "requested_at", "completed_at", "attempts", "failed",
+            "status", "reason", "started_by", "requested_at", "completed_at", "attempts",
+            "failed",
             "residual_copies_expire_by", "logs_expire_by")},
         "deleted": dict(doc.get("counts") or {}),
         "locations": {name: (doc.get("steps") or {}).get(name, "pending")

@@ -1,6 +1,9 @@
 """The two data-subject requests that run as jobs (export and erasure): how a request is
 submitted and verified, the ``privacy-jobs`` message that runs it, and the scheduled
 re-queue of stalled ones. The request records themselves are :mod:`pacs.privacy.requests`.
+
+The 18+ answer of ``POST /profile`` is here too (:func:`attest_age`), since a "no" from an
+account without a profile starts an erasure: verified like every erasure a user starts.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 from pacs.auth import Caller
 from pacs.clients import Clients
 from pacs.errors import BadRequest, Forbidden
-from pacs.privacy import erasure, export
+from pacs.privacy import erasure, export, profile
 from pacs.privacy.requests import (
     COLLECTION,
     IN_PROGRESS,
@@ -25,8 +28,17 @@ from pacs.privacy.requests import (
     open_request,
     public,
     publish_job,
+    recent_sign_in_refusal,
     utc_now,
 )
+
+
+def _refuse_stale_sign_in(clients: Clients, uid: str, kind: str, now: datetime) -> Forbidden:
+    """Record a verified request refused for a stale sign-in; return the 403 to raise."""
+    fs, settings = clients.firestore, clients.settings
+    request_id, _ = create(fs, uid, kind, settings, now)
+    advance(fs, request_id, REJECTED, now, reason="recent_sign_in_required")
+    return recent_sign_in_refusal(kind, settings)
 
 
 def submit(clients: Clients, caller: Caller, body: dict[str, Any],
@@ -44,24 +56,48 @@ def submit(clients: Clients, caller: Caller, body: dict[str, Any],
     if erasure.pending(fs, settings, caller.uid):
         raise Forbidden("your account is being erased", code="erasure_in_progress")
     if not is_recent_sign_in(caller, settings, now):
-        request_id, _ = create(fs, caller.uid, kind, settings, now)
-        advance(fs, request_id, REJECTED, now, reason="recent_sign_in_required")
-        raise Forbidden(f"{kind} needs a recent sign-in (within "
-                        f"{settings.recent_signin_seconds} s): sign in again and retry",
-                        code="recent_sign_in_required")
+        raise _refuse_stale_sign_in(clients, caller.uid, kind, now)
     existing = open_request(fs, caller.uid, kind)
     if existing is not None:
         request_id, doc = existing
         return {"request": public(request_id, doc, now)}, 200
-    verified = datetime.fromtimestamp(caller.auth_time, UTC)
     if kind == "erasure":
         request_id, doc = erasure.start(clients, caller.uid, reason="user_request", now=now,
-                                        verified_sign_in_at=verified)
+                                        started_by=erasure.StartedBy.user(caller, settings, now))
     else:
         request_id, doc = create(fs, caller.uid, kind, settings, now,
-                                 verified_sign_in_at=verified)
+                                 verified_sign_in_at=datetime.fromtimestamp(caller.auth_time,
+                                                                            UTC))
         publish_job(clients, request_id, caller.uid, kind)
     return {"request": public(request_id, doc, now)}, 202
+
+
+def attest_age(clients: Clients, caller: Caller, body: dict[str, Any],
+               now: datetime) -> tuple[dict[str, Any], int]:
+    """``POST /profile {adult, display_name?, email?}``: the 18+ attestation.
+
+    An account with a profile gets it back unchanged, whatever the answer (an adult who
+    wants to leave sends an erasure request). An account without one that answers
+    ``adult: false`` is a child's: nothing is kept, and its erasure starts (reason
+    ``minor``) like every erasure a user starts, on a recent sign-in only (a sign-up is
+    one); a stale one is refused with 403 ``recent_sign_in_required`` and recorded.
+    """
+    fs, settings = clients.firestore, clients.settings
+    try:
+        doc, created = profile.create(fs, caller.uid, caller.email, body,
+                                      settings.policy_version, now)
+    except Forbidden as err:
+        if err.code != "under_18":
+            raise
+        if not is_recent_sign_in(caller, settings, now):
+            raise _refuse_stale_sign_in(clients, caller.uid, "erasure", now) from None
+        request_id, _ = erasure.start(clients, caller.uid, reason="minor", now=now,
+                                      started_by=erasure.StartedBy.user(caller, settings, now))
+        return {"error": "under_18", "message": "the service is for adults only: this "
+                "account and anything uploaded with it are being deleted",
+                "request_id": request_id,
+                "receipt_id": erasure.receipt_id(settings, caller.uid)}, 403
+    return {"profile": profile.public(doc), "created": created}, 201 if created else 200
 
 
 def run_job(clients: Clients, payload: dict[str, Any], signer_factory: Callable[[], Any],

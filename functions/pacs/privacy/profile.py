@@ -72,9 +72,11 @@ def create(firestore: Any, uid: str, token_email: str | None, body: dict[str, An
            policy_version: str, now: datetime) -> tuple[dict[str, Any], bool]:
     """Create the profile with the 18+ attestation (``body.adult`` must be ``true``).
 
-    Returns ``(profile, created)``; an existing profile is returned unchanged. A caller
-    answering ``adult: false`` gets no profile: the caller (``privacy_requests``) starts the
-    erasure path for the account instead.
+    Returns ``(profile, created)``; an existing profile is returned unchanged, whatever the
+    answer: it was attested when it was created, and a later ``adult: false`` never
+    reaches the erasure (an adult leaves through an erasure request, which needs a recent
+    sign-in). Without a profile, ``adult: false`` raises 403 ``under_18``: the caller
+    (:func:`pacs.privacy.jobs.attest_age`) starts the minor erasure for the account instead.
     """
     from google.api_core.exceptions import AlreadyExists
 
@@ -82,11 +84,11 @@ def create(firestore: Any, uid: str, token_email: str | None, body: dict[str, An
     if not isinstance(adult, bool):
         raise BadRequest("adult must be true or false: confirm that you are 18 or older",
                          code="adult_required")
-    if adult is not True:
-        raise Forbidden("the service is for adults only", code="under_18")
     existing = load(firestore, uid)
     if existing is not None:
         return existing, False
+    if adult is not True:
+        raise Forbidden("the service is for adults only", code="under_18")
     name = _display_name(body["display_name"]) if body.get("display_name") is not None else ""
     email = _email(body["email"]) if body.get("email") is not None else (token_email or "")
     doc = {"owner": uid, "display_name": name, "email": email, "adult_attested": True,

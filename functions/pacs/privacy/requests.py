@@ -28,7 +28,7 @@ from typing import Any
 from pacs import log_events
 from pacs.auth import Caller
 from pacs.clients import Clients
-from pacs.errors import BadRequest, NotFound, PacsError
+from pacs.errors import BadRequest, Forbidden, NotFound, PacsError
 from pacs.json_values import plain
 
 COLLECTION = "privacy_requests"
@@ -54,6 +54,18 @@ def is_recent_sign_in(caller: Caller, settings: Any, now: datetime) -> bool:
     """Whether the token's sign-in (``auth_time``) is at most ``recent_signin_seconds`` old."""
     auth_time = caller.auth_time
     return auth_time > 0 and now.timestamp() - auth_time <= settings.recent_signin_seconds
+
+
+def recent_sign_in_refusal(what: str, settings: Any) -> Forbidden:
+    """The 403 of an action that needs a recent sign-in (``what`` names it for people)."""
+    return Forbidden(f"{what} needs a recent sign-in (within {settings.recent_signin_seconds} s):"
+                     " sign in again and retry", code="recent_sign_in_required")
+
+
+def require_recent_sign_in(caller: Caller, settings: Any, now: datetime, what: str) -> None:
+    """Raise 403 ``recent_sign_in_required`` unless :func:`is_recent_sign_in`."""
+    if not is_recent_sign_in(caller, settings, now):
+        raise recent_sign_in_refusal(what, settings)
 
 
 def request_ref(firestore: Any, request_id: str) -> Any:
@@ -119,7 +131,7 @@ def public(request_id: str, doc: dict[str, Any], now: datetime | None = None) ->
     """What the owner sees of a request (an export's link only until it expires)."""
     out = {"id": request_id, **{k: plain(doc.get(k)) for k in (
         "type", "status", "reason", "received_at", "due_at", "completed_at", "updated_at",
-        "history", "receipt_id", "details")}}
+        "history", "receipt_id", "details", "started_by")}}
     result = dict(doc.get("result") or {})
     if result:
         expires = result.get("expires_at")
