@@ -1,19 +1,25 @@
-"""``pacs privacy profile|export|delete|rectify|restrict|consent|requests|receipt``: the
-data-subject rights of the privacy policy (the ``privacy-requests`` function).
+"""``pacs privacy profile|export|download|delete|rectify|restrict|consent|requests|receipt``:
+the data-subject rights of the privacy policy (the ``privacy-requests`` function).
 
-Export and delete are verified requests: they need a sign-in of the last few minutes
-(``pacs login`` again first when refused with ``recent_sign_in_required``).
+Export, download and delete are verified: they need a sign-in of the last few minutes. When
+the server refuses with ``recent_sign_in_required``, the command asks for the password
+again at a terminal and carries on; elsewhere it stops and says to ``pacs login`` first.
+No command prints an export's download link: it is minted when the archive is downloaded.
 """
 
 from __future__ import annotations
 
+import getpass
+import json
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from pacs_cli import api, endpoints
+from pacs_cli import api, endpoints, session
 from pacs_cli.errors import CliError
 
 FUNCTION = "privacy-requests"
@@ -41,6 +47,12 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=export)
+
+    p = psub.add_parser("download", help="download a completed export's archive")
+    p.add_argument("request_id")
+    p.add_argument("--out", required=True, help="the file to write the archive to")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=download)
 
     p = psub.add_parser("delete", help="erase your account and every piece of your data")
     p.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
@@ -100,6 +112,43 @@ def _wait(request_id: str, timeout: float) -> dict[str, Any]:
         time.sleep(1)
 
 
+def _sign_in_again(why: str) -> None:
+    """Ask for the password at the terminal and sign in again (a fresh ``auth_time``)."""
+    try:
+        email = json.loads(session.SESSION_FILE.read_text())["email"]
+    except (OSError, ValueError, KeyError) as err:
+        raise CliError("not signed in: run 'pacs login' first", code="not_signed_in") from err
+    password = getpass.getpass(f"Password for {email} ({why} needs a recent sign-in): ")
+    try:
+        session.sign_in("accounts:signInWithPassword", email, password)
+    except session.AuthFailed as err:
+        raise CliError(str(err), code="sign_in_failed") from err
+
+
+def _verified(call: Callable[[], Any], why: str, retry: str) -> Any:
+    """Run a call that needs a recent sign-in. Refused for a stale one: at a terminal, sign
+    in again and run it once more; elsewhere, stop and say how to go on (``retry``)."""
+    try:
+        return call()
+    except CliError as err:
+        if err.code != "recent_sign_in_required":
+            raise
+        if not sys.stdin.isatty():
+            raise CliError(f"{why} needs a recent sign-in: run 'pacs login', then {retry}",
+                           code="recent_sign_in_required") from err
+    _sign_in_again(why)
+    return call()
+
+
+def _download_export(request_id: str, out: Path) -> dict[str, Any]:
+    """Mint a short-lived link to the archive (verified) and download it to ``out``."""
+    link = _verified(lambda: api.call(FUNCTION, "POST", f"requests/{request_id}/download"),
+                     "downloading your export",
+                     f"'pacs privacy download {request_id} --out {out}'")
+    size = _download(link["download_url"], out)
+    return {"path": str(out), "size": size, "sha256": link.get("sha256")}
+
+
 def _download(url: str, out: Path) -> int:
     size = 0
     headers = {}
@@ -146,23 +195,37 @@ def profile(args) -> tuple[dict[str, Any], str]:
     return result, "\n".join(lines)
 
 
+def _download_hint(r: dict[str, Any]) -> str:
+    until = (r.get("result") or {}).get("available_until")
+    return (f"download: pacs privacy download {r['id']} --out FILE"
+            + (f" (kept until {until})" if until else ""))
+
+
 def export(args) -> tuple[dict[str, Any], str]:
-    result = api.call(FUNCTION, "POST", "requests", json={"type": "export"})
+    retry = "'pacs privacy export" + (" --wait" if args.wait else "") \
+        + (f" --out {args.out}'" if args.out else "'")
+    result = _verified(lambda: api.call(FUNCTION, "POST", "requests", json={"type": "export"}),
+                       "an export", retry)
     request = result["request"]
     if not args.wait:
         return result, f"export requested: {request['id']} ({request['status']}); " \
-                       f"'pacs privacy requests {request['id']}' shows its link when ready"
+                       f"'pacs privacy requests {request['id']}' shows when it is ready"
     request = _wait(request["id"], args.timeout)
     out = {"request": request}
     if request["status"] != "completed":
         return {**out, "ok": False}, _line(request)
-    link = request["result"].get("download_url")
-    lines = [_line(request), f"link (expires {request['result'].get('expires_at')}): {link}"]
-    if args.out and link:
-        size = _download(link, Path(args.out))
-        out["downloaded"] = {"path": args.out, "size": size}
-        lines.append(f"saved {size} bytes to {args.out}")
+    lines = [_line(request)]
+    if args.out:
+        out["downloaded"] = _download_export(request["id"], Path(args.out))
+        lines.append(f"saved {out['downloaded']['size']} bytes to {args.out}")
+    else:
+        lines.append(_download_hint(request))
     return out, "\n".join(lines)
+
+
+def download(args) -> tuple[dict[str, Any], str]:
+    downloaded = _download_export(args.request_id, Path(args.out))
+    return {"downloaded": downloaded}, f"saved {downloaded['size']} bytes to {args.out}"
 
 
 def receipt_of(receipt_id: str) -> dict[str, Any]:
@@ -191,7 +254,8 @@ def delete(args) -> tuple[dict[str, Any], str]:
     if not args.yes:
         raise CliError("this erases your account and all your data for good: add --yes",
                        code="not_confirmed")
-    result = api.call(FUNCTION, "POST", "requests", json={"type": "erasure"})
+    result = _verified(lambda: api.call(FUNCTION, "POST", "requests", json={"type": "erasure"}),
+                       "deleting your account", "'pacs privacy delete --yes'")
     request = result["request"]
     receipt_id = request.get("receipt_id")
     if not args.wait:
@@ -254,9 +318,10 @@ def list_requests(args) -> tuple[dict[str, Any], str]:
         result = api.call(FUNCTION, "GET", f"requests/{args.request_id}")
         r = result["request"]
         lines = [_line(r)]
-        if (r.get("result") or {}).get("download_url"):
-            lines.append(f"download (expires {r['result']['expires_at']}): "
-                         f"{r['result']['download_url']}")
+        if r["type"] == "export" and r["status"] == "completed":
+            expired = (r.get("result") or {}).get("expired")
+            lines.append("the archive is no longer kept: request a new export" if expired
+                         else _download_hint(r))
         return result, "\n".join(lines)
     result = api.call(FUNCTION, "GET", "requests")
     return result, "\n".join(_line(r) for r in result["requests"]) or "no requests"

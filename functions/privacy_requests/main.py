@@ -7,7 +7,8 @@ Routes (Firebase ID token, checked for revocation, unless marked public):
 ``GET /profile``, ``POST /profile {adult, display_name?, email?}`` (18+ attestation),
 ``PATCH /profile {display_name?, email?}`` (rectification);
 ``GET /requests``, ``GET /requests/{id}``, ``POST /requests {type: export|erasure}``
-(verified: sign-in within ``recent_signin_seconds``);
+(verified: sign-in within ``recent_signin_seconds``); ``POST /requests/{id}/download`` (a
+short-lived link to a completed export's archive; verified too);
 ``POST /restrict {restricted, type?: restriction|objection, study_id?}``;
 ``GET /consent``, ``POST /consent {analytics, revoke_shares?}``;
 ``POST /analytics {event, study_id?}``;
@@ -23,7 +24,7 @@ from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest, Forbidden, NotFound
 from pacs.links import access_log, signing
-from pacs.privacy import consent, erasure, jobs, profile
+from pacs.privacy import consent, erasure, export, jobs, profile
 from pacs.privacy.requests import get_request, list_requests, run_sync, utc_now
 
 guard.assert_safe_environment()
@@ -36,6 +37,8 @@ ROUTES = {
     ("analytics",): {"POST": "analytics"},
 }
 ITEM_ROUTES = {"requests": {"GET": "request_get"}, "receipts": {"GET": "receipt"}}
+# ``/{collection}/{id}/{action}``.
+ACTION_ROUTES = {("requests", "download"): {"POST": "request_download"}}
 # Routes that add or change data: refused once an erasure of the account has started.
 WRITES = {"profile_create", "rectify", "restrict", "consent_set", "analytics"}
 
@@ -47,6 +50,8 @@ def _route(method: str, path: str) -> tuple[str, str | None]:
         methods, arg = ROUTES.get(tail), None
         if methods is None and len(tail) == 2 and tail[0] in ITEM_ROUTES:
             methods, arg = ITEM_ROUTES[tail[0]], tail[1]
+        if methods is None and len(tail) == 3 and (tail[0], tail[2]) in ACTION_ROUTES:
+            methods, arg = ACTION_ROUTES[(tail[0], tail[2])], tail[1]
         if methods is not None:
             if method not in methods:
                 raise BadRequest("use " + " or ".join(sorted(methods)), code="method_not_allowed")
@@ -108,6 +113,8 @@ def _dispatch(request, route, arg):
         return list_requests(fs, uid, now)
     if route == "request_get":
         return get_request(fs, uid, arg, now)
+    if route == "request_download":
+        return export.issue_download(clients, caller, arg, _signer(), now)
     if route == "requests_submit":
         return jobs.submit(clients, caller, _body(request), now)
     if route == "restrict":
@@ -137,5 +144,4 @@ def privacy_requests(request):
 @functions_framework.cloud_event
 def run_privacy_job(event):
     """A ``privacy-jobs`` message: run the export or erasure it names (retried until done)."""
-    http.run_pubsub_json("run_privacy_job", event,
-                         lambda clients, body: jobs.run_job(clients, body, _signer))
+    http.run_pubsub_json("run_privacy_job", event, jobs.run_job)

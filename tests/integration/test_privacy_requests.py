@@ -86,7 +86,8 @@ def test_requests_have_due_date_status_history_and_are_listed_to_their_owner(clo
     times = [_time(h["at"]) for h in done["history"]]
     assert times == sorted(times) and _time(done["completed_at"]) == times[-1]
     assert _time(done["due_at"]) == received + timedelta(days=30)
-    assert done["result"]["download_url"] and done["result"]["expires_at"]
+    # No link is stored or shown: POST /requests/{id}/download mints one (test_privacy_hardening).
+    assert "download_url" not in done["result"] and done["result"]["available_until"]
     # Listed to the owner; another user neither lists nor reads it.
     assert request["id"] in [r["id"] for r in ok(call(cloud, "requests", user, "GET"))["requests"]]
     assert ok(call(cloud, "requests", other, "GET"))["requests"] == []

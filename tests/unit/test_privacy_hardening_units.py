@@ -1,17 +1,23 @@
-"""Issue 14, item 1, in pure code: who started an erasure (a user only with a recent sign-in,
-a job or an operator by name), checked again by ``erasure.start``, and shown on the receipt."""
+"""Issue 14, items 1 and 7, in pure code: who started an erasure (a user only with a recent
+sign-in, a job or an operator by name), the lifetime of an export's download link, what the
+owner sees of an export's result (never a link, also for requests stored by older
+versions), and the download route."""
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from pacs.auth import Caller
 from pacs.errors import Forbidden
-from pacs.privacy import erasure
+from pacs.privacy import erasure, export
+from pacs.privacy import requests as privacy_requests
 from pacs.settings import Settings
 
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -63,3 +69,43 @@ def test_receipt_says_who_started_the_erasure():
            "started_by": {"by": "user", "verified_sign_in_at": NOW}}
     receipt = erasure.public_receipt("f" * 32, doc)
     assert receipt["started_by"] == {"by": "user", "verified_sign_in_at": "2026-03-01T12:00:00Z"}
+
+
+def test_download_link_lives_no_longer_than_a_recent_sign_in_nor_the_archive():
+    later = NOW + timedelta(hours=1)
+    assert export.download_link_seconds(settings(), NOW, later) == 300
+    short_window = settings(PACS_RECENT_SIGNIN_SECONDS="120")
+    assert export.download_link_seconds(short_window, NOW, later) == 120
+    short_links = settings(PACS_LINK_TTL_SECONDS="60")
+    assert export.download_link_seconds(short_links, NOW, later) == 60
+    soon = NOW + timedelta(seconds=42, microseconds=500)
+    assert export.download_link_seconds(settings(), NOW, soon) == 42
+
+
+def test_the_owner_never_sees_a_link_also_of_requests_stored_by_older_versions():
+    until = NOW + timedelta(hours=2)
+    legacy = {"type": "export", "status": "completed",
+              "result": {"object": "exports/u1/r1.zip", "generation": "7", "size": 10,
+                         "download_url": "https://x/?X-Goog-Signature=ab", "expires_at": until}}
+    shown = privacy_requests.public("r1", legacy, NOW)
+    assert "download_url" not in shown["result"] and "expires_at" not in shown["result"]
+    assert shown["result"]["available_until"] == "2026-03-01T14:00:00Z"
+    assert shown["result"]["expired"] is False
+    assert privacy_requests.public("r1", legacy, until)["result"]["expired"] is True
+
+
+@pytest.fixture
+def main(monkeypatch):
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-unit")
+    monkeypatch.delenv("K_SERVICE", raising=False)
+    spec = importlib.util.spec_from_file_location(
+        "privacy_requests_main", ROOT / "functions" / "privacy_requests" / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", ["/requests/abc123/download",
+                                  "/api/privacy/requests/abc123/download"])
+def test_download_route(main, path):
+    assert main._route("POST", path) == ("request_download", "abc123")

@@ -31,8 +31,20 @@ export interface PrivacyRequest {
   completed_at: string | null;
   receipt_id?: string;
   details?: Record<string, unknown>;
-  result?: { download_url?: string; expires_at?: string; expired?: boolean; size?: number;
+  started_by?: { by: string; verified_sign_in_at?: string; name?: string; note?: string } | null;
+  // An export's result never holds a link: mintExportLink asks for one when it is needed.
+  result?: { available_until?: string; expired?: boolean; size?: number; sha256?: string;
     [key: string]: unknown };
+}
+
+/** A short-lived link to a completed export's archive (minutes; recent sign-in only). */
+export interface ExportLink {
+  request_id: string;
+  download_url: string;
+  expires_at: string;
+  size?: number;
+  sha256?: string;
+  available_until?: string;
 }
 
 export const getProfile = () =>
@@ -47,6 +59,8 @@ export const getRequest = (id: string) =>
   api<{ request: PrivacyRequest }>(`/privacy/requests/${encodeURIComponent(id)}`);
 export const submitRequest = (type: 'export' | 'erasure') =>
   api<{ request: PrivacyRequest }>('/privacy/requests', { method: 'POST', body: { type } });
+export const mintExportLink = (id: string) =>
+  api<ExportLink>(`/privacy/requests/${encodeURIComponent(id)}/download`, { method: 'POST' });
 export const restrict = (body: { restricted: boolean; type?: 'restriction' | 'objection';
   study_id?: string }) => api<{ restricted: boolean; changed: boolean }>('/privacy/restrict',
   { method: 'POST', body });

@@ -17,9 +17,14 @@ Integrity: while a DICOM object is copied its SHA-256 is computed and compared w
 checksum ingest recorded on its instance document; mismatches, objects without a record
 and records without an object are reported in ``manifest.json`` and in the request.
 
-The user gets a V4 signed URL of the archive (one object, its generation pinned) valid for
-``Settings.export_link_seconds``; the archive itself is purged after that (:func:`purge_expired`,
-run by the retention job).
+No link is stored. The request's result names the archive (object, generation, size,
+SHA-256) and until when it is kept (``available_until``: ``Settings.export_link_seconds``
+after it was written; the retention job purges it then). A download link is minted on
+demand by ``POST /requests/{id}/download`` (:func:`issue_download`), for a sign-in of the
+last ``recent_signin_seconds`` only, and lives no longer than that window (nor than
+``link_ttl_seconds``, nor than the archive): a V4 signed URL of the one object, its
+generation pinned. Whoever holds a stale token, or reads the owner's documents through the
+Firestore rules, finds no way to the archive.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from datetime import datetime, timedelta
 from typing import IO, Any
 
 from pacs import log_events
+from pacs.auth import Caller
 from pacs.clients import Clients
+from pacs.errors import Forbidden, NotFound, PacsError
 from pacs.json_values import plain
 from pacs.links import signing
 from pacs.locations import delete_objects
@@ -89,9 +96,23 @@ manifest.json ("generated_at"). It was produced for your access / data portabili
 Folder and file names are keyed hashes, not DICOM UIDs: the UIDs are inside the files and in
 firestore/instances.jsonl (SOPInstanceUID, field "object" gives the stored name).
 
-The download link of this archive expires; the archive is deleted from our storage when the
-link expires.
+Each download link of this archive lives a few minutes and is given only to a recent sign-in;
+the archive itself is deleted from our storage at the time shown with your request.
 """
+
+
+class ExportNotReady(PacsError):
+    """The export has not completed (yet, or at all): there is nothing to download."""
+
+    code = "export_not_ready"
+    http_status = 409
+
+
+class ExportExpired(PacsError):
+    """The archive's time is over (it is purged, or about to be): request a new export."""
+
+    code = "export_expired"
+    http_status = 410
 
 
 class Sink:
@@ -309,9 +330,8 @@ def _abandon(writer: Any, blob: Any) -> None:
         pass
 
 
-def build_export(clients: Clients, uid: str, request_id: str, signer: Any,
-                 now: datetime) -> dict[str, Any]:
-    """Write the archive, check it, sign its link. Returns the request's ``result``."""
+def build_export(clients: Clients, uid: str, request_id: str, now: datetime) -> dict[str, Any]:
+    """Write the archive and check it. Returns the request's ``result`` (no link)."""
     settings = clients.settings
     subject = Subject(clients, uid)
     name = archive_object(uid, request_id)
@@ -328,22 +348,103 @@ def build_export(clients: Clients, uid: str, request_id: str, signer: Any,
     stored = clients.storage.bucket(settings.derived_bucket).get_blob(name)
     if stored is None or int(stored.size) != sink.size:
         raise RuntimeError("export archive not stored whole")
-    issued = privacy_requests.utc_now()
-    ttl = max(1, min(settings.export_link_seconds, signing.V4_MAX_SECONDS))
-    url = signing.sign_get_url(clients.storage, signer,
-                               signing.ObjectRef(settings.derived_bucket, name,
-                                                 str(stored.generation)),
-                               ttl, settings.signed_url_endpoint)
+    written = stored.time_created or privacy_requests.utc_now()
     integrity = dict(summary["integrity"])
     for key in ("mismatched", "unrecorded", "missing"):  # all of them are in the manifest
         integrity[key] = integrity[key][:RESULT_LIST_MAX]
     return {"object": name, "generation": str(stored.generation), "size": sink.size,
-            "sha256": sink.sha256, **summary, "integrity": integrity, "download_url": url,
-            "expires_at": signing.expiry_of_batch(issued, ttl)}
+            "sha256": sink.sha256, **summary, "integrity": integrity,
+            "available_until": written + timedelta(seconds=settings.export_link_seconds)}
+
+
+def available_until(result: dict[str, Any]) -> datetime | None:
+    """Until when the archive of a result is kept (``expires_at`` in results stored before
+    issue 14, when it was the stored link's expiry: the same moment)."""
+    until = result.get("available_until") or result.get("expires_at")
+    return until if isinstance(until, datetime) else None
+
+
+def download_link_seconds(settings: Any, now: datetime, until: datetime) -> int:
+    """Lifetime of a download link minted at ``now``: no longer than a sign-in counts as
+    recent (``recent_signin_seconds``), than any signed link (``link_ttl_seconds``), or
+    than the archive is kept (``until``). At least one second."""
+    left = int((until - now).total_seconds())
+    return max(1, min(settings.recent_signin_seconds, settings.link_ttl_seconds,
+                      signing.V4_MAX_SECONDS, left))
+
+
+def _forget_stored_link(firestore: Any, request_id: str) -> None:
+    from google.cloud import firestore as gfs
+
+    privacy_requests.request_ref(firestore, request_id).update(
+        {"result.download_url": gfs.DELETE_FIELD})
+
+
+def forget_stored_links(firestore: Any, limit: int = 400) -> int:
+    """Remove up to ``limit`` download links stored in export results by versions before
+    issue 14 (readable with any valid token, through the API and the Firestore rules).
+    Run by :func:`pacs.privacy.jobs.resume_stalled` on its schedule; returns how many."""
+    from google.cloud import firestore as gfs
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = (firestore.collection(privacy_requests.COLLECTION)
+             .where(filter=FieldFilter("result.download_url", ">", "")).limit(limit))
+    snaps = list(query.stream())
+    if snaps:
+        batch = firestore.batch()
+        for snap in snaps:
+            batch.update(snap.reference, {"result.download_url": gfs.DELETE_FIELD})
+        batch.commit()
+        log_events.emit("INFO", "export_links_forgotten", "stored export links removed",
+                        count=len(snaps))
+    return len(snaps)
+
+
+def issue_download(clients: Clients, caller: Caller, request_id: Any, signer: Any,
+                   now: datetime) -> dict[str, Any]:
+    """``POST /requests/{id}/download``: a short-lived link to a completed export's archive,
+    for its owner on a recent sign-in. Nothing is stored.
+
+    Raises 404 (not the caller's export), 409 ``export_not_ready``, 410 ``export_expired``
+    (past ``available_until``, or the archive is gone), 403 ``recent_sign_in_required``,
+    403 ``erasure_in_progress``.
+    """
+    from pacs.privacy import erasure
+
+    fs, settings = clients.firestore, clients.settings
+    uid = caller.uid
+    if erasure.pending(fs, settings, uid):
+        raise Forbidden("your account is being erased", code="erasure_in_progress")
+    doc = privacy_requests.owned_request(fs, uid, request_id)
+    if doc.get("type") != "export":
+        raise NotFound("no such export", code="not_found")
+    result = doc.get("result") or {}
+    if doc.get("status") != privacy_requests.COMPLETED or not result.get("object"):
+        raise ExportNotReady(f"the export is {doc.get('status')}: nothing to download yet")
+    if "download_url" in result:  # stored by an older version: forget it now
+        _forget_stored_link(fs, request_id)
+    until = available_until(result)
+    if until is None or until <= now:
+        raise ExportExpired("this export is no longer kept: request a new one")
+    privacy_requests.require_recent_sign_in(caller, settings, now, "downloading your export")
+    name, generation = result["object"], str(result.get("generation") or "")
+    stored = clients.storage.bucket(settings.derived_bucket).get_blob(name)
+    if stored is None or str(stored.generation) != generation:
+        raise ExportExpired("this export is no longer kept: request a new one")
+    ttl = download_link_seconds(settings, now, until)
+    issued = privacy_requests.utc_now()
+    url = signing.sign_get_url(clients.storage, signer,
+                               signing.ObjectRef(settings.derived_bucket, name, generation),
+                               ttl, settings.signed_url_endpoint)
+    log_events.emit("INFO", "export_link_issued", "export download link issued", uid=uid,
+                    request=request_id, ttl=ttl)
+    return {"request_id": request_id, "download_url": url,
+            "expires_at": plain(signing.expiry_of_batch(issued, ttl)),
+            "size": result.get("size"), "sha256": result.get("sha256"),
+            "available_until": plain(until)}
 
 
 def run_export_request(clients: Clients, uid: str, request_id: str,
-                       signer_factory: Callable[[], Any],
                        now: Callable[[], datetime] = privacy_requests.utc_now) -> str:
     """The job of one export request (idempotent: a finished request is left alone)."""
     from google.cloud import firestore as gfs
@@ -369,7 +470,7 @@ def run_export_request(clients: Clients, uid: str, request_id: str,
     privacy_requests.request_ref(fs, request_id).update({"attempts": gfs.Increment(1)})
     if doc.get("status") == privacy_requests.RECEIVED:
         privacy_requests.advance(fs, request_id, privacy_requests.IN_PROGRESS, now())
-    result = build_export(clients, uid, request_id, signer_factory(), now())
+    result = build_export(clients, uid, request_id, now())
     if erasure.pending(fs, settings, uid):  # an erasure started while the archive was built
         delete_objects(clients.storage.bucket(settings.derived_bucket), [result["object"]])
         privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(),
@@ -384,7 +485,8 @@ def run_export_request(clients: Clients, uid: str, request_id: str,
 
 
 def purge_expired(clients: Clients, now: datetime) -> int:
-    """Delete export archives older than their link (for the retention job)."""
+    """Delete export archives past their ``available_until`` (the retention job's
+    ``purge_logs`` does the same with a margin)."""
     settings = clients.settings
     cutoff = now - timedelta(seconds=settings.export_link_seconds)
     bucket = clients.storage.bucket(settings.derived_bucket)

@@ -100,7 +100,7 @@ def attest_age(clients: Clients, caller: Caller, body: dict[str, Any],
     return {"profile": profile.public(doc), "created": created}, 201 if created else 200
 
 
-def run_job(clients: Clients, payload: dict[str, Any], signer_factory: Callable[[], Any],
+def run_job(clients: Clients, payload: dict[str, Any],
             now: Callable[[], datetime] = utc_now) -> str:
     """A ``privacy-jobs`` message: run the export or erasure it names (idempotent)."""
     kind, uid, request_id = payload.get("type"), payload.get("uid"), payload.get("request_id")
@@ -110,7 +110,7 @@ def run_job(clients: Clients, payload: dict[str, Any], signer_factory: Callable[
         erasure.erase(clients, uid, request_id=request_id, now=now)
         return "erased"
     if kind == "export":
-        return export.run_export_request(clients, uid, request_id, signer_factory, now=now)
+        return export.run_export_request(clients, uid, request_id, now=now)
     return "unknown_type"
 
 
@@ -118,9 +118,12 @@ def resume_stalled(clients: Clients, now: datetime, older_than: timedelta = time
                    ) -> int:
     """Queue again every export or erasure request left ``received`` or ``in_progress`` for
     longer than ``older_than`` (a lost message, or a job that died past its retries).
-    For the scheduled ``resume_erasures`` job. Returns how many were queued."""
+    For the scheduled ``resume_erasures`` job, which also removes any download link that a
+    version before issue 14 stored in an export's result (:func:`export.forget_stored_links`;
+    one query that finds nothing once they are gone). Returns how many were queued."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
+    export.forget_stored_links(clients.firestore)
     queued = 0
     for status in (RECEIVED, IN_PROGRESS):
         query = clients.firestore.collection(COLLECTION).where(

@@ -14,7 +14,9 @@ Types: ``export`` (access and portability, :mod:`pacs.privacy.export`) and ``era
 ``restriction_lifted`` complete within the request.
 Export and erasure are *verified requests*: the caller's ID token must come from a sign-in
 at most ``Settings.recent_signin_seconds`` old (``auth_time``); an older one is recorded
-as ``rejected`` (``recent_sign_in_required``) and refused with 403.
+as ``rejected`` (``recent_sign_in_required``) and refused with 403. Downloading a finished
+export needs the same (:func:`pacs.privacy.export.issue_download`): no document holds a
+download link, so nothing a stale token can read leads to the archive.
 """
 
 from __future__ import annotations
@@ -128,16 +130,21 @@ def advance(firestore: Any, request_id: str, to: str, now: datetime, reason: str
 
 
 def public(request_id: str, doc: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """What the owner sees of a request (an export's link only until it expires)."""
+    """What the owner sees of a request. An export's result says until when its archive can
+    be downloaded (``available_until``) and whether that time has passed (``expired``); it
+    never holds a link (versions before issue 14 stored one, with ``expires_at``: neither is
+    shown, the time becomes ``available_until``)."""
     out = {"id": request_id, **{k: plain(doc.get(k)) for k in (
         "type", "status", "reason", "received_at", "due_at", "completed_at", "updated_at",
         "history", "receipt_id", "details", "started_by")}}
     result = dict(doc.get("result") or {})
     if result:
-        expires = result.get("expires_at")
-        if isinstance(expires, datetime) and now is not None and expires <= now:
-            result.pop("download_url", None)
-            result["expired"] = True
+        result.pop("download_url", None)
+        legacy_until = result.pop("expires_at", None)
+        until = result.get("available_until") or legacy_until
+        if isinstance(until, datetime):
+            result["available_until"] = until
+            result["expired"] = now is not None and until <= now
         out["result"] = plain(result)
     return out
 

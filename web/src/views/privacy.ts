@@ -2,9 +2,9 @@ import { ApiError, describeError } from '../api';
 import { track } from '../analytics';
 import { analyticsAllowed, readConsent, setConsent } from '../consent';
 import { formatBytes, formatDate, formatDateTime } from '../format';
-import { getProfile, getReceipt, listRequests, rectifyProfile, REQUEST_STATUS_TEXT,
+import { getProfile, getReceipt, listRequests, mintExportLink, rectifyProfile, REQUEST_STATUS_TEXT,
   REQUEST_TYPE_TEXT, restrict, setServerConsent, submitRequest, getRequest,
-  type PrivacyRequest } from '../privacy-api';
+  type ExportLink, type PrivacyRequest } from '../privacy-api';
 import type { RouteContext } from '../router';
 import { currentUser, ensureRecentSignIn, reauthenticate, signOutNow } from '../session';
 import { errorState, field, h, spinner, toast, typedConfirm } from '../ui';
@@ -15,18 +15,106 @@ const REASON_TEXT: Record<string, string> = {
   export_failed: 'The export could not be built. Please try again.',
 };
 
+const DOWNLOAD_ERROR_TEXT: Record<string, string> = {
+  export_expired: 'This export is no longer kept. Request a new one.',
+  export_not_ready: 'This export is not ready yet.',
+};
+
+function downloadError(err: unknown): string {
+  return (err instanceof ApiError && DOWNLOAD_ERROR_TEXT[err.code]) || describeError(err);
+}
+
+// An export's download link is never stored: each one is minted when it is needed, lives a
+// few minutes, and is given only to a recent sign-in (the password is asked again otherwise).
+async function exportLink(id: string): Promise<ExportLink | null> {
+  try {
+    return await mintExportLink(id);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.code === 'recent_sign_in_required')) throw err;
+    if (!(await reauthenticate('Downloading your data needs a fresh sign-in: confirm your password.'))) return null;
+    return mintExportLink(id);
+  }
+}
+
+/** The browser's own download of a signed link (the archive is served as application/zip). */
+function startDownload(url: string): void {
+  const a = h('a', { href: url, download: '', rel: 'noreferrer', referrerpolicy: 'no-referrer', hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+async function downloadExport(id: string, button: HTMLButtonElement): Promise<void> {
+  button.disabled = true;
+  try {
+    const link = await exportLink(id);
+    if (link) startDownload(link.download_url);
+  } catch (err) {
+    toast(downloadError(err), 'error');
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function downloadButton(id: string, label: string, attrs: Record<string, string>): HTMLButtonElement {
+  const button = h('button', { type: 'button', ...attrs }, label);
+  button.addEventListener('click', () => void downloadExport(id, button));
+  return button;
+}
+
 function requestRow(r: PrivacyRequest): HTMLElement {
-  const link = r.result?.download_url && !r.result.expired
-    ? h('a', { href: r.result.download_url, class: 'button primary small', download: '', 'data-testid': 'export-download',
-      referrerpolicy: 'no-referrer', rel: 'noreferrer' }, 'Download') : null;
+  const ready = r.type === 'export' && r.status === 'completed';
+  const until = r.result?.available_until;
+  const links = !ready ? [] : r.result?.expired ? [h('span', { class: 'muted' }, 'No longer kept')]
+    : [downloadButton(r.id, 'Download', { class: 'primary small', 'data-testid': 'export-download' }),
+      until ? h('span', { class: 'muted' }, ` kept until ${formatDateTime(until)}`) : null];
   return h('tr', { 'data-testid': 'request-row', 'data-type': r.type, 'data-status': r.status },
     h('td', {}, REQUEST_TYPE_TEXT[r.type] ?? r.type),
     h('td', {}, h('span', { class: `badge req-${r.status}` }, REQUEST_STATUS_TEXT[r.status] ?? r.status),
       r.reason ? h('span', { class: 'why' }, ` ${REASON_TEXT[r.reason] ?? r.reason}`) : null),
     h('td', {}, formatDate(r.received_at)),
     h('td', {}, r.status === 'completed' || r.status === 'rejected' ? formatDate(r.completed_at) : formatDate(r.due_at)),
-    h('td', {}, link, r.result?.expired ? h('span', { class: 'muted' }, 'Link expired') : null,
-      link && r.result?.expires_at ? h('span', { class: 'muted' }, ` until ${formatDateTime(r.result.expires_at)}`) : null));
+    h('td', {}, ...links));
+}
+
+/** The finished export just requested: its sign-in is recent, so a link is minted at once;
+ *  once that link has expired, clicking it mints another (asking for the password if needed). */
+async function readyExport(request: PrivacyRequest): Promise<HTMLElement> {
+  const size = request.result?.size ? ` (${formatBytes(Number(request.result.size))})` : '';
+  const kept = request.result?.available_until
+    ? ` The archive is kept until ${formatDateTime(request.result.available_until)}.` : '';
+  let link: ExportLink | null = null;
+  try {
+    link = await mintExportLink(request.id);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.code === 'recent_sign_in_required')) return errorState(downloadError(err));
+  }
+  if (!link) {
+    return h('p', {}, downloadButton(request.id, `Download the archive${size}`,
+      { class: 'primary', 'data-testid': 'export-download-now' }),
+    ` You will be asked to confirm your password.${kept}`);
+  }
+  let current = link;
+  const note = h('span', {});
+  const describe = () => { note.textContent = ` For your security this link works until ${formatDateTime(current.expires_at)}; after that it asks again.${kept}`; };
+  describe();
+  const anchor = h('a', { href: current.download_url, class: 'button primary', 'data-testid': 'export-link',
+    rel: 'noreferrer', referrerpolicy: 'no-referrer' }, `Download the archive${size}`);
+  anchor.addEventListener('click', async (e) => {
+    if (Date.parse(current.expires_at) - Date.now() > 5000) return;  // still valid: follow it
+    e.preventDefault();
+    try {
+      const next = await exportLink(request.id);
+      if (!next) return;
+      current = next;
+      anchor.href = next.download_url;
+      describe();
+      startDownload(next.download_url);
+    } catch (err) {
+      toast(downloadError(err), 'error');
+    }
+  });
+  return h('p', {}, anchor, note);
 }
 
 export async function renderPrivacy(ctx: RouteContext, go: (href: string) => void): Promise<void> {
@@ -58,10 +146,7 @@ export async function renderPrivacy(ctx: RouteContext, go: (href: string) => voi
         h('p', {}, request.status === 'completed' ? 'Your export is ready.'
           : request.status === 'rejected' ? `The export was refused: ${REASON_TEXT[request.reason ?? ''] ?? request.reason}`
             : request.status === 'in_progress' ? 'Building your archive…' : 'Request received, starting soon…'),
-        request.result?.download_url ? h('p', {}, h('a', { href: request.result.download_url, class: 'button primary',
-          'data-testid': 'export-link', rel: 'noreferrer', referrerpolicy: 'no-referrer' },
-        `Download the archive${request.result.size ? ` (${formatBytes(Number(request.result.size))})` : ''}`),
-        request.result.expires_at ? ` The link works until ${formatDateTime(request.result.expires_at)}.` : '') : '');
+        request.status === 'completed' ? await readyExport(request) : '');
       if (request.status === 'completed' || request.status === 'rejected') {
         void loadRequests();
         return;
