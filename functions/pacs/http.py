@@ -9,6 +9,10 @@ from typing import Any
 from pacs import log_events
 from pacs.errors import PacsError
 
+# The largest request body an HTTP function reads unless it opts out (every route takes a
+# small JSON object; a multipart STOW route would pass ``max_body_bytes=None``).
+JSON_BODY_MAX_BYTES = 64 * 1024
+
 JSON_HEADERS = {
     "Content-Type": "application/json",
     "Cache-Control": "no-store",
@@ -22,10 +26,62 @@ def json_response(body: Any, status: int = 200) -> tuple[Any, int, dict[str, str
     return flask.json.dumps(body), status, dict(JSON_HEADERS)
 
 
-def handle(function: str, call: Callable[[], Any]) -> tuple[Any, int, dict[str, str]]:
-    """Run ``call`` and map :class:`PacsError` to its status with a JSON reason."""
+def _refuse_body(function: str, err: PacsError) -> Any:
+    """The 413 answer, as a streamed response: functions-framework reads the whole request
+    after any other response (into memory, however large or endless a chunked body is), but
+    not after a streamed one; gunicorn then discards the unread rest in small pieces."""
+    import flask
+
+    log_events.request_refused(function, err.http_status, err.code)
+    body = flask.json.dumps({"error": err.code, "message": str(err)})
+    return flask.Response(iter([body]), status=err.http_status, headers=dict(JSON_HEADERS))
+
+
+class BodyTooLarge(PacsError):
+    """The request body is over the route's limit."""
+
+    code = "body_too_large"
+    http_status = 413
+
+
+def cap_body(max_body_bytes: int) -> None:
+    """Read the current request's body (cached for ``get_json``) if it is at most
+    ``max_body_bytes``, else raise :class:`BodyTooLarge`. A declared ``Content-Length`` over
+    the limit is refused unread; a chunked body is read at most one byte past the limit
+    (Flask's per-request ``max_content_length``, which also bounds any later read)."""
+    import flask
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    if not flask.has_request_context():
+        return
+    request = flask.request
+    # One byte more than allowed: a chunked body that fills it is over the limit (a stream
+    # cut at exactly the limit cannot tell "that was all" from "there is more").
+    request.max_content_length = max_body_bytes + 1
     try:
+        if (request.content_length or 0) > max_body_bytes:
+            raise RequestEntityTooLarge()
+        too_large = len(request.get_data(cache=True)) > max_body_bytes
+    except RequestEntityTooLarge:
+        too_large = True
+    if too_large:
+        raise BodyTooLarge(f"the request body is over {max_body_bytes} bytes, the limit of "
+                           "this endpoint: send a smaller JSON object")
+
+
+def handle(function: str, call: Callable[[], Any], *,
+           max_body_bytes: int | None = JSON_BODY_MAX_BYTES) -> tuple[Any, int, dict[str, str]]:
+    """Run ``call`` and map :class:`PacsError` to its status with a JSON reason.
+
+    The request body is capped first (:func:`cap_body`, 413 ``body_too_large``): every HTTP
+    entry point gets the JSON limit by default; a route that streams large bodies itself
+    (multipart STOW) passes ``max_body_bytes=None`` and bounds its own reads."""
+    try:
+        if max_body_bytes is not None:
+            cap_body(max_body_bytes)
         result = call()
+    except BodyTooLarge as err:
+        return _refuse_body(function, err)
     except PacsError as err:
         log_events.request_refused(function, err.http_status, err.code)
         return json_response({"error": err.code, "message": str(err)}, err.http_status)
