@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,17 @@ class AuthFailed(Exception):
 
 
 def _save(data: dict[str, Any]) -> None:
+    """Write the session (its tokens) to a new file created 0600, whatever the umask, then
+    move it into place: the tokens are never in a file others may read, not even briefly."""
     SESSION_FILE.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = SESSION_FILE.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.chmod(0o600)
-    tmp.replace(SESSION_FILE)
+    fd, tmp = tempfile.mkstemp(dir=SESSION_FILE.parent, prefix=".session-", suffix=".tmp")
+    try:  # mkstemp creates the file with O_EXCL and mode 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(data))
+        os.replace(tmp, SESSION_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def sign_in(endpoint: str, email: str, password: str) -> dict[str, Any]:
