@@ -42,8 +42,9 @@ def wait_for_upload(upload_id: str, timeout: float) -> dict[str, Any]:
 
 def upload(args) -> tuple[dict[str, Any], str]:
     try:
-        start = uploader.make_start_upload(endpoints.function_url("create-upload"),
-                                           session.id_token)
+        url = endpoints.function_url("create-upload")
+        start = uploader.make_start_upload(url, session.id_token)
+        start_batch = uploader.make_start_batch(url, session.id_token)
         session.id_token()  # fail early when not signed in
     except session.AuthFailed as err:
         raise CliError(str(err), code="not_signed_in") from err
@@ -57,7 +58,8 @@ def upload(args) -> tuple[dict[str, Any], str]:
         raise CliError("no files to upload at those paths", code="no_files")
     sent = uploader.upload_all(args.paths, start, show_progress=not args.no_progress,
                                stream=sys.stderr,
-                               session_store=uploader.default_session_store())
+                               session_store=uploader.default_session_store(),
+                               start_batch=start_batch)
     results = []
     for item in sent:
         entry = {"path": item["path"], "size": item["size"]}
