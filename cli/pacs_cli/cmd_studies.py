@@ -104,5 +104,10 @@ def delete_study(study_id: str) -> tuple[dict[str, Any], str]:
     body = api.call("studies", "DELETE", study_id, timeout=600)
     deletion = body["deletion"]
     counts = ", ".join(f"{k} {v}" for k, v in sorted((deletion.get("counts") or {}).items()))
+    if deletion.get("status") != "completed":
+        # 202: an upload of the study is still processed; the deletion finishes by itself.
+        return ({"ok": True, "deletion": deletion},
+                f"study {study_id} is being deleted ({counts}); it finishes by itself once "
+                "the upload in progress ends")
     return ({"ok": True, "deletion": deletion},
             f"study {study_id} deleted ({counts})")

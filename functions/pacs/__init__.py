@@ -11,7 +11,8 @@ source and fails on a cycle, an upward import, or a library importing anything o
 1. **core**: ``settings``, ``clients``, ``auth``, ``http``, ``errors``, ``log_events``,
    ``ids``, ``events``, ``paging``, ``guard``, ``results`` (per-file upload results, written
    by ingest and read by settle, deletion and retention), ``json_values`` (Firestore values
-   as JSON), ``locations`` (deleting a location's objects, shared by erasure and deletion).
+   as JSON), ``locations`` (deleting a location's objects, shared by erasure and deletion),
+   ``markers`` (the erasure marker every writer of user data checks with its write).
 2. **libraries** ``dicom`` (bounded header reading, the seal) and ``zip`` (safe archives):
    pure, importing nothing of the cloud and of the core only ``pacs.errors``.
 3. **indexing** (``extract_metadata``): the study/series/instance documents, the search
@@ -30,7 +31,8 @@ source and fails on a cycle, an upward import, or a library importing anything o
 # may import from its own layer and the layers before it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("settings", "clients", "auth", "http", "errors", "log_events", "ids", "events", "paging",
-     "guard", "results", "json_values", "locations"),
+     "guard", "results", "json_values", "locations",
+     "markers"),
     ("dicom", "zip"),
     ("indexing",),
     ("links",),

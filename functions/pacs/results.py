@@ -3,7 +3,9 @@
 Results live in the subcollection ``uploads/{uploadId}/files/{index}`` (one small document
 per file), so an archive of 10,000 files stays far from Firestore's 1 MiB document limit,
 and a redelivered event rewrites the same documents instead of appending. Counts are
-computed from the results, never incremented, so duplicates cannot skew them.
+computed from the results, never incremented, so duplicates cannot skew them. Results are
+written in a transaction that reads the owner's erasure marker first
+(:func:`pacs.markers.guarded_write`), so none lands after an erasure began.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+
+from pacs import markers
 
 STORED, DUPLICATE, CONFLICT, REJECTED, SKIPPED = "stored", "duplicate", "conflict", "rejected", "skipped"
 ALL_STATUSES = (STORED, DUPLICATE, CONFLICT, REJECTED, SKIPPED)
@@ -49,6 +53,8 @@ MESSAGES = {
     "gave_up": "Processing did not finish within the allowed time.",
     "corrupt_member": "This archive member is damaged (its data does not match its checksum).",
     "unreadable_member": "This archive member could not be read.",
+    "study_deleted": "You deleted this study while the upload was being processed; it was not "
+                     "stored again.",
 }
 
 
@@ -82,23 +88,40 @@ def result_ref(firestore: Any, upload_id: str, index: int) -> Any:
             .collection("files").document(f"{index:06d}"))
 
 
-def record(firestore: Any, owner: str, upload_id: str, result: FileResult, now: datetime) -> None:
-    """Write (or rewrite, on redelivery) one file's result."""
-    result_ref(firestore, upload_id, result.index).set(result.document(owner, upload_id, now))
+def write_results(firestore: Any, key: bytes, owner: str, upload_id: str,
+                  batch: list[FileResult], now: datetime) -> None:
+    """Write (or rewrite, on redelivery) results in one transaction, unless the owner's
+    erasure began (:class:`pacs.markers.ErasureBegan`)."""
+
+    def write(transaction: Any) -> None:
+        for result in batch:
+            transaction.set(result_ref(firestore, upload_id, result.index),
+                            result.document(owner, upload_id, now))
+
+    markers.guarded_write(firestore, key, owner, write)
+
+
+def record(firestore: Any, key: bytes, owner: str, upload_id: str, result: FileResult,
+           now: datetime) -> None:
+    """Write (or rewrite, on redelivery) one file's result (see :func:`write_results`)."""
+    write_results(firestore, key, owner, upload_id, [result], now)
 
 
 class Recorder:
     """Writes an archive's results in batches: one commit per ``batch_size`` results (or
     per ``max_delay`` seconds) instead of one round trip each. A live listener sees them at
     most ``max_delay`` late; :meth:`flush` runs before any checkpoint or final count, so the
-    idempotency argument (fixed ids, rewrite on redelivery) is unchanged. Thread-safe."""
+    idempotency argument (fixed ids, rewrite on redelivery) is unchanged. Thread-safe.
+    ``commit(results, now)`` writes one batch (default: :func:`write_results`, which raises
+    :class:`pacs.markers.ErasureBegan` once the owner's erasure began)."""
 
-    def __init__(self, firestore: Any, owner: str, upload_id: str,
+    def __init__(self, firestore: Any, key: bytes, owner: str, upload_id: str,
                  now: Callable[[], datetime], batch_size: int = 50, max_delay: float = 0.3,
                  clock: Callable[[], float] = time.monotonic,
-                 before_commit: Callable[[], None] = lambda: None) -> None:
-        self._firestore, self._owner, self._upload_id, self._now = firestore, owner, upload_id, now
-        self._before_commit = before_commit  # may raise to refuse the write (an erasure began)
+                 commit: Callable[[list[FileResult], datetime], None] | None = None) -> None:
+        self._now = now
+        self._commit = commit or (lambda batch, at: write_results(firestore, key, owner,
+                                                                  upload_id, batch, at))
         self._batch_size, self._max_delay, self._clock = batch_size, max_delay, clock
         self._buffer: list[FileResult] = []
         self._oldest = 0.0
@@ -119,13 +142,7 @@ class Recorder:
             pending, self._buffer = self._buffer, []
         if not pending:
             return
-        self._before_commit()
-        batch = self._firestore.batch()
-        now = self._now()
-        for result in pending:
-            batch.set(result_ref(self._firestore, self._upload_id, result.index),
-                      result.document(self._owner, self._upload_id, now))
-        batch.commit()
+        self._commit(pending, self._now())
 
 
 def count_by_status(firestore: Any, upload_id: str) -> dict[str, int]:

@@ -87,10 +87,18 @@ class Settings:
     # Upload limits.
     max_upload_bytes: int = 2 * GIB
     user_quota_bytes: int = 50 * GIB
-    uploads_per_hour: int = 600
+    # Started in the last hour, per user: files (upload records) and bytes; files per
+    # create_upload request (a folder is started in batches of this many).
+    uploads_per_hour: int = 20_000
+    upload_bytes_per_hour: int = 20 * GIB
+    upload_batch_max: int = 250
     # Archive safety caps.
     zip_max_members: int = 20_000
     zip_max_member_bytes: int = 1 * GIB
+    # Bytes of archive members spooled at once (in /tmp, which is memory on Cloud
+    # Functions): with the function's 4 GiB, one 1 GiB member plus the rest of the process
+    # always fit. A member larger than this runs alone.
+    ingest_spool_bytes: int = 1536 * MIB
     zip_max_total_bytes: int = 8 * GIB
     zip_max_ratio: int = 200
     # DICOM header parsing bounds.
@@ -122,6 +130,7 @@ class Settings:
     stalled_upload_expiry_hours: int = 48
     run_record_retention_days: int = 90
     erasure_stale_minutes: int = 30
+    deletion_stale_minutes: int = 10
     usage_min_users: int = 5
     retention_page_size: int = 500
     retention_topic: str = "retention-jobs"
@@ -157,9 +166,12 @@ class Settings:
             region=env.get("PACS_REGION", "europe-west1"),
             max_upload_bytes=_int(env, "PACS_MAX_UPLOAD_BYTES", 2 * GIB),
             user_quota_bytes=_int(env, "PACS_USER_QUOTA_BYTES", 50 * GIB),
-            uploads_per_hour=_int(env, "PACS_UPLOADS_PER_HOUR", 600),
+            uploads_per_hour=_int(env, "PACS_UPLOADS_PER_HOUR", 20_000),
+            upload_bytes_per_hour=_int(env, "PACS_UPLOAD_BYTES_PER_HOUR", 20 * GIB),
+            upload_batch_max=min(max(1, _int(env, "PACS_UPLOAD_BATCH_MAX", 250)), 400),
             zip_max_members=_int(env, "PACS_ZIP_MAX_MEMBERS", 20_000),
             zip_max_member_bytes=_int(env, "PACS_ZIP_MAX_MEMBER_BYTES", 1 * GIB),
+            ingest_spool_bytes=max(1, _int(env, "PACS_INGEST_SPOOL_BYTES", 1536 * MIB)),
             zip_max_total_bytes=_int(env, "PACS_ZIP_MAX_TOTAL_BYTES", 8 * GIB),
             zip_max_ratio=_int(env, "PACS_ZIP_MAX_RATIO", 200),
             header_max_bytes=_int(env, "PACS_HEADER_MAX_BYTES", 64 * MIB),
@@ -178,6 +190,7 @@ class Settings:
             stalled_upload_expiry_hours=_int(env, "PACS_STALLED_UPLOAD_EXPIRY_HOURS", 48),
             run_record_retention_days=_int(env, "PACS_RUN_RECORD_RETENTION_DAYS", 90),
             erasure_stale_minutes=_int(env, "PACS_ERASURE_STALE_MINUTES", 30),
+            deletion_stale_minutes=_int(env, "PACS_DELETION_STALE_MINUTES", 10),
             usage_min_users=max(2, _int(env, "PACS_USAGE_MIN_USERS", 5)),
             retention_page_size=max(1, _int(env, "PACS_RETENTION_PAGE_SIZE", 500)),
             retention_topic=env.get("PACS_RETENTION_TOPIC", "retention-jobs"),

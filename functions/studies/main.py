@@ -4,7 +4,8 @@ revocation).
 ``GET /?name=&patient_id=&date=&date_from=&date_to=&modality=&accession=&keyword=&limit=&cursor=``
 → ``{"studies": [...], "next_cursor": ...}`` (see :mod:`pacs.studies.search`);
 ``GET /{study_id}`` → ``{"study": {...}, "series": [...]}``;
-``DELETE /{study_id}`` → ``{"deletion": {...}}`` (see :mod:`pacs.studies.deletion`).
+``DELETE /{study_id}`` → ``{"deletion": {...}}``, 200 when completed, 202 when it waits for an
+upload still being processed and finishes by itself (see :mod:`pacs.studies.deletion`).
 Routes match the end of the path, so a Hosting rewrite prefix (``/api/studies/...``) works.
 """
 
@@ -44,6 +45,8 @@ def studies(request):
                                          args.get("limit"))
         if request.method == "GET":
             return search.get_study(clients.firestore, uid, study_id)
-        return {"deletion": deletion.delete_study(clients, uid, study_id)}
+        record = deletion.delete_study(clients, uid, study_id)
+        # 202: accepted, finishing by itself (an upload of the study is still processed).
+        return {"deletion": record}, 200 if record["status"] == "completed" else 202
 
     return http.handle("studies", call)

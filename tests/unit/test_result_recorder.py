@@ -10,37 +10,20 @@ from pacs import results
 from pacs.results import FileResult
 
 
-class FakeBatch:
-    def __init__(self, store: FakeFirestore) -> None:
-        self.store, self.writes = store, []
-
-    def set(self, ref: Any, doc: dict) -> None:
-        self.writes.append((ref.path, doc))
-
-    def commit(self) -> None:
-        self.store.commits.append(self.writes)
-
-
-class FakeRef:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def collection(self, name: str) -> FakeRef:
-        return FakeRef(f"{self.path}/{name}")
-
-    def document(self, name: str) -> FakeRef:
-        return FakeRef(f"{self.path}/{name}")
-
-
-class FakeFirestore(FakeRef):
-    """Records batch commits (the recorder's only calls)."""
+class Commits:
+    """Records each batch the recorder commits (its only write: the real one is a
+    transaction, tested against the emulator in tests/integration)."""
 
     def __init__(self) -> None:
-        super().__init__("")
-        self.commits: list[list] = []
+        self.batches: list[list[FileResult]] = []
 
-    def batch(self) -> FakeBatch:
-        return FakeBatch(self)
+    def __call__(self, batch: list[FileResult], now: datetime) -> None:
+        self.batches.append(list(batch))
+
+
+def recorder_with(commits: Commits, **kwargs: Any) -> results.Recorder:
+    return results.Recorder(None, b"k" * 32, "uid", "up1", lambda: datetime.now(UTC),
+                            commit=commits, **kwargs)
 
 
 def _result(i: int) -> FileResult:
@@ -48,39 +31,35 @@ def _result(i: int) -> FileResult:
 
 
 def test_results_are_committed_in_batches_of_the_given_size():
-    fs, t = FakeFirestore(), [0.0]
-    recorder = results.Recorder(fs, "uid", "up1", lambda: datetime.now(UTC), batch_size=10,
-                                max_delay=60, clock=lambda: t[0])
+    commits, t = Commits(), [0.0]
+    recorder = recorder_with(commits, batch_size=10, max_delay=60, clock=lambda: t[0])
 
     for i in range(25):
         recorder.add(_result(i))
     recorder.flush()
 
-    assert [len(c) for c in fs.commits] == [10, 10, 5]
-    paths = [p for c in fs.commits for p, _ in c]
-    assert paths == [f"/uploads/up1/files/{i:06d}" for i in range(25)]
-    assert all(doc["owner"] == "uid" and doc["upload_id"] == "up1" for c in fs.commits for _, doc in c)
+    assert [len(c) for c in commits.batches] == [10, 10, 5]
+    assert [r.index for c in commits.batches for r in c] == list(range(25))
 
 
 def test_an_old_buffer_is_written_at_the_next_result():
-    fs, t = FakeFirestore(), [0.0]
-    recorder = results.Recorder(fs, "uid", "up1", lambda: datetime.now(UTC), batch_size=50,
-                                max_delay=0.3, clock=lambda: t[0])
+    commits, t = Commits(), [0.0]
+    recorder = recorder_with(commits, batch_size=50, max_delay=0.3, clock=lambda: t[0])
 
     recorder.add(_result(0))
     t[0] = 0.1
     recorder.add(_result(1))
-    assert fs.commits == []
+    assert commits.batches == []
     t[0] = 0.5
     recorder.add(_result(2))
 
-    assert [len(c) for c in fs.commits] == [3]
+    assert [len(c) for c in commits.batches] == [3]
 
 
 def test_flush_with_nothing_buffered_writes_nothing():
-    fs = FakeFirestore()
-    recorder = results.Recorder(fs, "uid", "up1", lambda: datetime.now(UTC))
+    commits = Commits()
+    recorder = recorder_with(commits)
 
     recorder.flush()
 
-    assert fs.commits == []
+    assert commits.batches == []

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pacs import ids, log_events
+from pacs import ids, log_events, markers
 from pacs.clients import Clients
 from pacs.dicom import seal
 from pacs.events import StorageObjectEvent
@@ -85,26 +85,6 @@ def instance_document(fields: dict[str, Any], uid: str, study: str, series: str,
     return doc
 
 
-def erasure_pending(firestore: Any, key: bytes, uid: str) -> bool:
-    """An erasure marker stops ingest for a user whose data is being (or was) erased. Its id
-    is a keyed hash, so the marker itself does not hold the uid."""
-    return firestore.collection("erasures").document(ids.erasure_marker(key, uid)).get().exists
-
-
-class ErasureBegan(Exception):
-    """The owner's erasure began while their upload was being processed: stop, write no more."""
-
-
-def stop_if_erased(firestore: Any, key: bytes, uid: str) -> Callable[[], None]:
-    """A check that raises :class:`ErasureBegan` once the owner's erasure marker exists."""
-
-    def check() -> None:
-        if erasure_pending(firestore, key, uid):
-            raise ErasureBegan(uid)
-
-    return check
-
-
 def sealed_fields(fields: dict[str, Any], is_image: bool) -> dict[str, Any]:
     """What ingest seals into an instance object for the indexer (:mod:`pacs.dicom.seal`):
     the instance document's DICOM fields and the series it belongs to."""
@@ -112,38 +92,40 @@ def sealed_fields(fields: dict[str, Any], is_image: bool) -> dict[str, Any]:
             "is_image": bool(is_image)}
 
 
-def create_parents(firestore: Any, fields: dict[str, Any], uid: str, study: str, series: str,
-                   now: datetime) -> None:
-    """Create the series and study documents unless they exist (``create`` is create-only)."""
-    from google.api_core.exceptions import AlreadyExists
+def create_parents(firestore: Any, key: bytes, fields: dict[str, Any], uid: str, study: str,
+                   series: str, now: datetime) -> None:
+    """Create the series and study documents unless they exist, in a transaction that
+    refuses once the owner's erasure began or the study's deletion started
+    (:func:`pacs.markers.guarded_write`)."""
+    series_doc_ref, study_doc_ref = series_ref(firestore, study, series), study_ref(firestore, study)
 
-    try:
-        series_ref(firestore, study, series).create(series_document(fields, uid, study, now))
-    except AlreadyExists:
-        pass
-    try:
-        study_ref(firestore, study).create(study_document(fields, uid, now))
-    except AlreadyExists:
-        pass
+    def write(transaction: Any, series_snap: Any, study_snap: Any) -> None:
+        if not series_snap.exists:
+            transaction.set(series_doc_ref, series_document(fields, uid, study, now))
+        if not study_snap.exists:
+            transaction.set(study_doc_ref, study_document(fields, uid, now))
+
+    markers.guarded_write(firestore, key, uid, write, reads=(series_doc_ref, study_doc_ref),
+                          study=study)
 
 
 class ParentDocuments:
     """Creates each series' and study's documents once per ingest run (not once per
-    instance: a 500-slice series would otherwise try 1,000 creates). Thread-safe.
-    ``before_create`` runs first and may raise to refuse (an erasure began)."""
+    instance: a 500-slice series would otherwise try 1,000 creates). Thread-safe. Raises
+    :class:`pacs.markers.ErasureBegan` or :class:`pacs.markers.StudyDeleted` (see
+    :func:`create_parents`)."""
 
-    def __init__(self, before_create: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
         self._done: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
-        self._before_create = before_create
 
     def ensure(self, firestore: Any, fields: dict[str, Any], uid: str, study: str, series: str,
                now: datetime) -> None:
         with self._lock:
             if (study, series) in self._done:
                 return
-            self._before_create()
-            create_parents(firestore, fields, uid, study, series, now)
+            create_parents(firestore, self._key, fields, uid, study, series, now)
             self._done.add((study, series))
 
 
@@ -174,7 +156,7 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
     the parent documents are created here; ``use_seal=False`` forces that path (the
     reconcile job, which cannot assume the parents exist).
     """
-    from google.api_core.exceptions import NotFound
+    from google.api_core.exceptions import NotFound, PreconditionFailed
 
     settings = clients.settings
     if event.bucket != settings.instances_bucket:
@@ -184,12 +166,19 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
         return "ignored"
     uid, study, instance = parsed
     bucket = clients.storage.bucket(settings.instances_bucket)
-    if erasure_pending(clients.firestore, settings.hash_key, uid):
+
+    def remove(outcome: str) -> str:
+        # Written after its owner's erasure or its study's deletion began: the object goes.
         try:
-            bucket.blob(event.name).delete()
-        except NotFound:
+            bucket.blob(event.name).delete(if_generation_match=int(event.generation)
+                                           if event.generation else None)
+        except (NotFound, PreconditionFailed):
             pass
-        return "erased"
+        log_events.instance_indexed(uid, instance[:16], outcome)
+        return outcome
+
+    if markers.erasure_pending(clients.firestore, settings.hash_key, uid):
+        return remove("erased")  # cheap early exit; the transaction below decides
     blob = bucket.get_blob(event.name)
     if blob is None or str(blob.generation) != str(event.generation):
         return "gone"  # deleted or replaced since: the newer event indexes it
@@ -211,10 +200,30 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
     current = now()
     fs = clients.firestore
     instance_doc = instance_document(fields, uid, study, series, blob, is_image, current)
-    if sealed is None:
-        create_parents(fs, fields, uid, study, series, current)
-    # The instance last: settle counts instance documents, so once it sees them the
-    # series and study documents exist.
-    instance_ref(fs, study, series, instance).set(instance_doc)
+    refs = (series_ref(fs, study, series), study_ref(fs, study))
+
+    def write(transaction: Any, series_snap: Any, study_snap: Any) -> bool:
+        if sealed is not None and not study_snap.exists:
+            # Ingest creates the study document before storing a sealed object: without
+            # it, the study was deleted after the object was written.
+            return False
+        if not series_snap.exists:
+            transaction.set(refs[0], series_document(fields, uid, study, current))
+        if not study_snap.exists:
+            transaction.set(refs[1], study_document(fields, uid, current))
+        # The instance last: settle counts instance documents, so once it sees them the
+        # series and study documents exist.
+        transaction.set(instance_ref(fs, study, series, instance), instance_doc)
+        return True
+
+    try:
+        written = markers.guarded_write(fs, settings.hash_key, uid, write, reads=refs,
+                                        study=study)
+    except markers.ErasureBegan:
+        return remove("erased")
+    except markers.StudyDeleted:
+        return remove("study_deleted")
+    if not written:
+        return remove("study_deleted")
     log_events.instance_indexed(uid, instance[:16], "indexed")
     return "indexed"

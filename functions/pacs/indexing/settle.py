@@ -15,11 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pacs import ids, log_events, results
+from pacs import ids, log_events, markers, results
 from pacs.clients import Clients
 from pacs.dicom import header as dicom_header
 from pacs.errors import TransientError
 from pacs.indexing import catalog, search_keys
+from pacs.locations import delete_objects
 
 SETTLE_TOPIC = "series-settle"
 
@@ -56,7 +57,7 @@ def settle_series(clients: Clients, payload: dict[str, Any],
 
     fs = clients.firestore
     uid, study, series = payload["uid"], payload["study_key"], payload["series_key"]
-    if catalog.erasure_pending(fs, clients.settings.hash_key, uid):
+    if markers.erasure_pending(fs, clients.settings.hash_key, uid):
         return "erased"  # the user is being (or was) erased: no counts, no preview
     series_ref = catalog.series_ref(fs, study, series)
     instances = series_ref.collection("instances")
@@ -140,10 +141,8 @@ def _build_preview(clients: Clients, uid: str, study: str, series: str,
     from pacs.indexing import preview  # pixel codecs load only where previews are built
 
     images = [d for d in docs if d.get("is_image")]
-    series_ref = catalog.series_ref(clients.firestore, study, series)
     if not images:
-        series_ref.update({"preview": {"status": "none"}})
-        return "none"
+        return _set_preview(clients, uid, study, series, {"status": "none"}) or "none"
     middle = preview.middle_instance(images)
     current = series_doc.get("preview") or {}
     if current.get("status") == "ready" and current.get("instance_key") == middle["key"]:
@@ -161,14 +160,40 @@ def _build_preview(clients: Clients, uid: str, study: str, series: str,
             reader.seek(0)
             image = preview.render_preview(reader, header, size=256)
     except (preview.PreviewFailed, dicom_header.HeaderRejected) as err:
-        series_ref.update({"preview": {"status": "failed", "reason": err.code,
-                                       "instance_key": middle["key"]}})
-        return "failed"
+        return _set_preview(clients, uid, study, series, {
+            "status": "failed", "reason": err.code, "instance_key": middle["key"]}) or "failed"
     media_type = preview.preview_media_type(image)
     name = ids.preview_object(uid, study, series, media_type.split("/")[1].replace("jpeg", "jpg"))
     out = clients.storage.bucket(settings.derived_bucket).blob(name)
     out.upload_from_string(image, content_type=media_type)
-    series_ref.update({"preview": {"status": "ready", "object": name, "media_type": media_type,
-                                   "generation": str(out.generation),
-                                   "instance_key": middle["key"], "built_at": now()}})
+    refused = _set_preview(clients, uid, study, series, {
+        "status": "ready", "object": name, "media_type": media_type,
+        "generation": str(out.generation), "instance_key": middle["key"], "built_at": now()})
+    if refused:
+        # The object was written first and checked after: an erasure or deletion that began
+        # before the check would not see it, so it goes now.
+        delete_objects(clients.storage.bucket(settings.derived_bucket), [name])
+        return refused
     return "ready"
+
+
+def _set_preview(clients: Clients, uid: str, study: str, series: str,
+                 preview_state: dict[str, Any]) -> str | None:
+    """Record the series' preview, unless the series is gone or its owner's erasure or its
+    study's deletion began: then the refusal (``gone``, ``erased``, ``study_deleted``)."""
+    fs = clients.firestore
+    ref = catalog.series_ref(fs, study, series)
+
+    def write(transaction: Any, snap: Any) -> str | None:
+        if not snap.exists:
+            return "gone"
+        transaction.update(ref, {"preview": preview_state})
+        return None
+
+    try:
+        return markers.guarded_write(fs, clients.settings.hash_key, uid, write, reads=(ref,),
+                                     study=study)
+    except markers.ErasureBegan:
+        return "erased"
+    except markers.StudyDeleted:
+        return "study_deleted"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from pacs import ids, log_events, results
+from pacs import ids, log_events, markers, results
 from pacs.clients import Clients
 from pacs.dicom import header as dicom_header
 from pacs.events import StorageObjectEvent
@@ -32,6 +32,37 @@ from pacs.zip import safety as zip_safety
 DEADLINE_SAFETY = 0.8
 # Members parsed and stored at once (their storage and Firestore round trips overlap).
 MEMBER_WORKERS = 8
+
+
+class SpoolBudget:
+    """The bytes of archive members spooled at once, bounded (``Settings.ingest_spool_bytes``).
+
+    A member reserves its declared size (the stream never yields more) before it is spooled
+    and releases it once stored or refused; the reader waits while the budget is spent. A
+    member larger than the whole budget waits until nothing else is in flight and then runs
+    alone. Counting members instead would let a few 1 GiB members fill ``/tmp``, which is
+    memory on Cloud Functions, and kill the function on every redelivery."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = max(1, capacity)
+        self._used = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, size: int) -> int:
+        """Wait until ``size`` bytes fit; returns the amount to :meth:`release`."""
+        amount = min(max(size, 1), self._capacity)
+        with self._cond:
+            while self._used + amount > self._capacity:
+                self._cond.wait()
+            self._used += amount
+            self.peak = max(self.peak, self._used)
+        return amount
+
+    def release(self, amount: int) -> None:
+        with self._cond:
+            self._used -= amount
+            self._cond.notify_all()
 
 
 @dataclass(frozen=True)
@@ -82,7 +113,7 @@ def handle_upload_finalized(clients: Clients, event: StorageObjectEvent,
         log_events.upload_refused(None, None, "bad_object_name")
         return "rejected"
     uid, upload_id = parsed
-    if catalog.erasure_pending(clients.firestore, settings.hash_key, uid):
+    if markers.erasure_pending(clients.firestore, settings.hash_key, uid):
         # Checked first: for a user being (or already) erased nothing is written.
         _delete_object(clients, event.name, event.generation)
         log_events.upload_refused(uid, upload_id, "erased")
@@ -119,7 +150,7 @@ def handle_continuation(clients: Clients, payload: dict[str, Any],
     """A checkpoint message: continue the upload where the last batch stopped."""
     batch = Batch(str(payload["uid"]), str(payload["upload_id"]), str(payload["generation"]),
                   int(payload["cursor"]))
-    if catalog.erasure_pending(clients.firestore, clients.settings.hash_key, batch.uid):
+    if markers.erasure_pending(clients.firestore, clients.settings.hash_key, batch.uid):
         return "erased"
     snap = clients.firestore.collection(UPLOADS).document(batch.upload_id).get()
     record = snap.to_dict() if snap.exists else None
@@ -137,6 +168,22 @@ def process(clients: Clients, batch: Batch, now: Callable[[], datetime] = _now,
     budget = settings.event_deadline_seconds * DEADLINE_SAFETY
     blob = clients.storage.bucket(settings.uploads_bucket).blob(
         f"{batch.uid}/{batch.upload_id}", generation=int(batch.generation))
+    try:
+        outcome = _process_object(clients, batch, blob, started, budget, clock, now)
+    except markers.ErasureBegan:
+        # The owner's erasure began meanwhile (a large single file still spooling, say):
+        # what was written before it is the erasure's to delete, nothing is written after.
+        log_events.upload_refused(batch.uid, batch.upload_id, "erased")
+        return "erased"
+    if outcome != "done":
+        return outcome
+    return finish(clients, batch, now)
+
+
+def _process_object(clients: Clients, batch: Batch, blob: Any, started: float, budget: float,
+                    clock: Callable[[], float], now: Callable[[], datetime]) -> str:
+    """Route the upload object by its magic bytes and process it (``done`` when every
+    member has its result, else how it stopped)."""
     with blob.open("rb", chunk_size=4 * 1024**2) as reader:
         head = reader.read(132)
         kind = zip_safety.sniff(head)
@@ -145,15 +192,14 @@ def process(clients: Clients, batch: Batch, now: Callable[[], datetime] = _now,
             record = clients.firestore.collection(UPLOADS).document(batch.upload_id).get().to_dict()
             result = ingest_one(clients, batch, 0, str(record.get("filename", "")), reader,
                                 now=now)
-            results.record(clients.firestore, batch.uid, batch.upload_id, result, now())
+            results.record(clients.firestore, clients.settings.hash_key, batch.uid,
+                           batch.upload_id, result, now())
         elif kind == "zip":
-            outcome = _process_archive(clients, batch, reader, started, budget, clock, now)
-            if outcome != "done":
-                return outcome
+            return _process_archive(clients, batch, reader, started, budget, clock, now)
         else:
             code = {"polyglot": "polyglot"}.get(kind, "empty" if not head else "unknown_type")
             _fail_upload(clients, batch, code, now)
-    return finish(clients, batch, now)
+    return "done"
 
 
 def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started: float,
@@ -161,9 +207,10 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                      now: Callable[[], datetime]) -> str:
     """Read members in order (the archive is one stream), and parse and store them on a
     small pool: storage and Firestore round trips dominate, so they overlap. At most
-    ``2 * MEMBER_WORKERS`` spooled members wait at once, which bounds memory; at a
-    checkpoint the pool is drained and the batched results written first, so the cursor
-    never skips an unfinished or unrecorded member."""
+    ``2 * MEMBER_WORKERS`` members wait at once, holding at most ``ingest_spool_bytes``
+    spooled bytes (:class:`SpoolBudget`), which bounds memory; at a checkpoint the pool is
+    drained and the batched results written first, so the cursor never skips an unfinished
+    or unrecorded member."""
     limits = zip_safety.ZipLimits.from_settings(clients.settings)
     try:
         archive = zip_safety.SafeArchive(reader, limits)
@@ -171,33 +218,36 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
         _fail_upload(clients, batch, err.code, now)
         return "done"
     slots = threading.BoundedSemaphore(2 * MEMBER_WORKERS)
+    spool_budget = SpoolBudget(clients.settings.ingest_spool_bytes)
     pending: list[Future] = []
     by_instance: dict[str, Future] = {}
     # An erasure can begin while a long archive is processed: every batch of results and
-    # every new series checks for its marker first, so at most one batch is in flight when
-    # it appears (objects stored meanwhile are deleted by the indexer, which checks too).
-    guard = catalog.stop_if_erased(clients.firestore, clients.settings.hash_key, batch.uid)
-    parents = catalog.ParentDocuments(before_create=guard)
-    recorder = results.Recorder(clients.firestore, batch.uid, batch.upload_id, now,
-                                before_commit=guard)
+    # every new series is written in a transaction that reads its marker first, so at most
+    # one batch is in flight when it appears (objects stored meanwhile are deleted by the
+    # indexer, which checks too).
+    parents = catalog.ParentDocuments(clients.settings.hash_key)
+    recorder = results.Recorder(clients.firestore, clients.settings.hash_key, batch.uid,
+                                batch.upload_id, now)
 
     erased = threading.Event()
 
-    def finish(index: int, name: str, prepared: Any, keys: ids.InstanceKeys) -> None:
+    def finish(index: int, name: str, prepared: Any, keys: ids.InstanceKeys,
+               reserved: int) -> None:
         try:
             recorder.add(_store_prepared(clients, batch, index, name, prepared, keys, parents,
                                          now))
-        except catalog.ErasureBegan:
+        except markers.ErasureBegan:
             erased.set()
             raise
         finally:
+            spool_budget.release(reserved)
             slots.release()
 
     with ThreadPoolExecutor(max_workers=MEMBER_WORKERS) as pool:
         try:
             for member in archive.members():
                 if erased.is_set():
-                    raise catalog.ErasureBegan(batch.uid)
+                    raise markers.ErasureBegan(batch.uid)
                 if member.index < batch.cursor:
                     continue
                 if clock() - started > budget:
@@ -205,8 +255,14 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                     recorder.flush()
                     _checkpoint(clients, batch, member.index, now)
                     return "continued"
-                prepared = _read_member(clients, archive, member)
+                reserved = spool_budget.acquire(member.size)
+                try:
+                    prepared = _read_member(clients, archive, member)
+                except BaseException:
+                    spool_budget.release(reserved)
+                    raise
                 if isinstance(prepared, FileResult):
+                    spool_budget.release(reserved)
                     recorder.add(prepared)
                     continue
                 # Two members holding one SOP Instance UID: the earlier one is written first,
@@ -216,12 +272,13 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                 if keys.instance in by_instance:
                     by_instance[keys.instance].result()
                 slots.acquire()
-                future = pool.submit(finish, member.index, member.display_name, prepared, keys)
+                future = pool.submit(finish, member.index, member.display_name, prepared, keys,
+                                     reserved)
                 by_instance[keys.instance] = future
                 pending.append(future)
             _drain(pending)
             recorder.flush()
-        except catalog.ErasureBegan:
+        except markers.ErasureBegan:
             log_events.upload_refused(batch.uid, batch.upload_id, "erased")
             return "erased"
         finally:
@@ -304,7 +361,13 @@ def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepa
     """Store one spooled, parsed DICOM file and classify the outcome. Its series and study
     documents exist before the object does (the indexer relies on it)."""
     data, size, sha256, header = prepared
-    parents.ensure(clients.firestore, header.fields, batch.uid, keys.study, keys.series, now())
+    try:
+        parents.ensure(clients.firestore, header.fields, batch.uid, keys.study, keys.series,
+                       now())
+    except markers.StudyDeleted:
+        # The owner deleted this study while the upload was processed: deletion wins.
+        data.close()
+        return FileResult(index, name, results.REJECTED, reason="study_deleted", size=size)
     with data:
         stored = store_instance(clients.storage, clients.settings, batch.uid, batch.upload_id,
                                 index, data, size, sha256, header, keys)
@@ -324,7 +387,7 @@ def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: An
         return prepared
     keys = ids.instance_keys(clients.settings.hash_key, batch.uid, prepared[3].fields)
     return _store_prepared(clients, batch, index, name, prepared, keys,
-                           catalog.ParentDocuments(), now)
+                           catalog.ParentDocuments(clients.settings.hash_key), now)
 
 
 def _checkpoint(clients: Clients, batch: Batch, cursor: int, now: Callable[[], datetime]) -> None:
@@ -340,7 +403,7 @@ def _checkpoint(clients: Clients, batch: Batch, cursor: int, now: Callable[[], d
 
 def _fail_upload(clients: Clients, batch: Batch, code: str, now: Callable[[], datetime]) -> None:
     """The whole upload is refused (not a ZIP, not DICOM, or the archive is unsafe)."""
-    results.record(clients.firestore, batch.uid, batch.upload_id,
+    results.record(clients.firestore, clients.settings.hash_key, batch.uid, batch.upload_id,
                    FileResult(0, "", results.REJECTED, reason=code), now())
     log_events.upload_refused(batch.uid, batch.upload_id, code)
 

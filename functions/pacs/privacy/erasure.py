@@ -36,17 +36,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pacs import ids, log_events
+from pacs import ids, log_events, markers
 from pacs.auth import Caller
 from pacs.clients import Clients
 from pacs.errors import NotFound, TransientError
-from pacs.indexing import catalog
 from pacs.json_values import plain
 from pacs.privacy import personal_data
 from pacs.privacy import requests as privacy_requests
 from pacs.privacy.personal_data import Location, Subject
 
-COLLECTION = "erasures"
+COLLECTION = markers.ERASURES
 IN_PROGRESS, COMPLETED = "in_progress", "completed"
 SIGN_OUT = "sign_out"
 _RECEIPT_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -122,7 +121,7 @@ def marker_ref(firestore: Any, settings: Any, uid: str) -> Any:
 
 def pending(firestore: Any, settings: Any, uid: str) -> bool:
     """An erasure of this user was requested (running or done)."""
-    return catalog.erasure_pending(firestore, settings.hash_key, uid)
+    return markers.erasure_pending(firestore, settings.hash_key, uid)
 
 
 def write_marker(firestore: Any, settings: Any, uid: str, reason: str, now: datetime,

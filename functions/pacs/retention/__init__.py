@@ -9,5 +9,5 @@ sentence it implements.
 
 Modules: ``context`` (what a job gets), ``runner`` (leases, run records, continuation),
 ``jobs`` (the registry), and one module per job: ``links``, ``logs``, ``uploads``,
-``reconcile``, ``erasures``, ``trends``.
+``reconcile``, ``erasures``, ``deletions``, ``trends``.
 """

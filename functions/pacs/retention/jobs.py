@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from pacs.retention.context import Job
+from pacs.retention.deletions import resume_deletions
 from pacs.retention.erasures import resume_erasures
 from pacs.retention.links import expire_links
 from pacs.retention.logs import purge_logs
@@ -26,6 +27,8 @@ JOBS: dict[str, Job] = {job.name: job for job in (
         "previews without series"),
     Job("resume_erasures", resume_erasures,
         "queue again erasure and export requests that stopped moving"),
+    Job("resume_deletions", resume_deletions,
+        "finish study deletions that waited for an upload or stopped part way"),
     Job("usage_trends", usage_trends,
         "count yesterday's anonymous usage figures, small buckets suppressed"),
 )}

@@ -20,6 +20,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from pacs import markers
 from pacs.links import access_log
 from pacs.paging import blob_pages, query_pages
 from pacs.retention.context import JobContext
@@ -27,7 +28,6 @@ from pacs.retention.context import JobContext
 EXPORTS_PREFIX = "exports/"
 EXPORT_MARGIN = timedelta(minutes=10)
 RUNS = "retention_runs"
-ERASURES = "erasures"  # pacs.privacy.erasure.COLLECTION (not imported: it pulls in the indexer)
 
 
 def old_access_query(firestore: Any, cutoff: Any) -> Any:
@@ -50,7 +50,7 @@ def expired_receipts_query(firestore: Any, now: Any) -> Any:
     """Erasure receipts past their retention, oldest first."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    return (firestore.collection(ERASURES).where(filter=FieldFilter("expire_at", "<", now))
+    return (firestore.collection(markers.ERASURES).where(filter=FieldFilter("expire_at", "<", now))
             .order_by("expire_at").select(["expire_at"]))
 
 

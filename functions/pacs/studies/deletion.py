@@ -18,8 +18,13 @@ deletion, readable by them under the rules. A study that does not exist and a st
 someone else's get the same 404; deleting a study already deleted answers its record.
 
 The study document goes first, so the study leaves search results and share links at once.
-An upload still processing that carried the study blocks completion (its raw object is still
-being read and may add instances back): that location fails until the upload is final.
+While the record is ``in_progress`` every writer refuses to write under the study
+(:func:`pacs.markers.guarded_write`; the indexer deletes an instance object stored meanwhile).
+An upload still processing that carried the study holds completion back (its raw object is
+still being read and its results still point at the study): the deletion answers as
+accepted, ``waiting_for`` ``upload``, and the scheduled ``resume_deletions`` job
+(:mod:`pacs.retention.deletions`) finishes it once the upload is final, as it finishes any
+deletion that stopped part way, without anyone sending it again.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pacs import ids, log_events, results
+from pacs import ids, log_events, markers, results
 from pacs.clients import Clients, HasClients
 from pacs.errors import TransientError
 from pacs.indexing import catalog
@@ -38,8 +43,8 @@ from pacs.ingest import uploads
 from pacs.locations import LocationFailed, delete_objects
 from pacs.studies import search
 
-COLLECTION = "deletions"
-IN_PROGRESS, COMPLETED = "in_progress", "completed"
+COLLECTION = markers.DELETIONS
+IN_PROGRESS, COMPLETED = markers.DELETION_IN_PROGRESS, "completed"
 BATCH = 400
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 
@@ -66,9 +71,12 @@ class Deleter:
     run: Callable[[StudyTarget], int]
 
 
-def deletion_id(key: bytes, uid: str, study_key: str) -> str:
-    """The ``deletions`` document id of (owner, study): a keyed hash, so retries find it."""
-    return ids.keyed_hash(key, "deletion", uid, study_key)
+deletion_id = markers.deletion_id
+
+
+class UploadInProgress(LocationFailed):
+    """An upload that carried the study is still being processed: the deletion finishes
+    once it is final (writes for the study are refused meanwhile)."""
 
 
 def _deletion_ref(target: StudyTarget) -> Any:
@@ -131,11 +139,20 @@ def stored_results_query(firestore: Any, upload_id: str) -> Any:
             .where(filter=FieldFilter("status", "==", results.STORED)))
 
 
+def processing_uploads_query(firestore: Any, uid: str) -> Any:
+    """The owner's uploads still being processed: any of them may carry the study in members
+    not read yet, so a deletion cannot complete before they are final."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return (firestore.collection(uploads.UPLOADS).where(filter=FieldFilter("owner", "==", uid))
+            .where(filter=FieldFilter("status", "==", uploads.PROCESSING)))
+
+
 def queries(firestore: Any, uid: str, study_key: str) -> list[Any]:
     """Every query the deleters run (for the index check in the tests)."""
     return [owned_by_study_query(firestore, c, uid, study_key) for c in ("shares", "access")] + [
         upload_results_query(firestore, uid, study_key),
-        stored_results_query(firestore, "u")]
+        stored_results_query(firestore, "u"), processing_uploads_query(firestore, uid)]
 
 
 def owned_docs_deleter(collection: str) -> Callable[[StudyTarget], int]:
@@ -189,6 +206,7 @@ def delete_study_tree(target: StudyTarget) -> int:
 
 def delete_upload_traces(target: StudyTarget) -> int:
     """Upload results that point at the study, and the raw upload objects that carried it.
+    Raises :class:`UploadInProgress` while any upload of the owner is still processing.
 
     The upload record stays (its results no longer point at the study): it counts the
     removed results (``results_removed``), and stops counting toward the quota once none
@@ -206,8 +224,12 @@ def delete_upload_traces(target: StudyTarget) -> int:
             deleted += _remove_upload_results(target, upload_id, refs)
         except Exception as err:  # noqa: BLE001 - reported below, other uploads continue
             errors.append(type(err).__name__)
-    if errors:
+    if errors and set(errors) != {UploadInProgress.__name__}:
         raise LocationFailed(f"{len(errors)} uploads not cleaned ({errors[0]})")
+    # An upload still processing may not have recorded (or even read) its members of this
+    # study yet: the deletion waits for every one of the owner's to be final.
+    if errors or processing_uploads_query(fs, target.uid).limit(1).get():
+        raise UploadInProgress("uploads still processing")
     return deleted
 
 
@@ -220,7 +242,7 @@ def _remove_upload_results(target: StudyTarget, upload_id: str, refs: list[Any])
         if record.get("owner") != target.uid:
             raise LocationFailed("upload owned by someone else")
         if record.get("status") not in uploads.FINAL_STATUSES:
-            raise LocationFailed("upload still processing")
+            raise UploadInProgress("upload still processing")
         name = record.get("object") or ids.upload_object(target.uid, upload_id)
         delete_objects(target.clients.storage.bucket(settings.uploads_bucket), [name])
 
@@ -255,7 +277,7 @@ def public_deletion(doc_id: str, doc: dict[str, Any]) -> dict[str, Any]:
     """What the owner sees of a deletion record."""
     return {"id": doc_id, "study_id": doc.get("study_key"), "status": doc.get("status"),
             "counts": dict(doc.get("counts") or {}), "failed": list(doc.get("failed") or []),
-            "attempts": doc.get("attempts"),
+            "waiting_for": doc.get("waiting_for"), "attempts": doc.get("attempts"),
             **{k: search.plain(doc.get(k)) for k in ("requested_at", "completed_at")}}
 
 
@@ -278,7 +300,8 @@ def _start(target: StudyTarget) -> tuple[Any, dict[str, Any]]:
         # First request, or the study came back (uploaded again) after an earlier deletion.
         fresh = {"owner": target.uid, "study_key": target.study_key, "status": IN_PROGRESS,
                  "requested_at": target.now, "last_attempt_at": target.now, "attempts": 1,
-                 "counts": {}, "steps": {}, "failed": [], "completed_at": None}
+                 "counts": {}, "steps": {}, "failed": [], "waiting_for": None,
+                 "completed_at": None}
         ref.set(fresh)
         return ref, fresh
     ref.update({"status": IN_PROGRESS, "attempts": gfs.Increment(1),
@@ -306,9 +329,11 @@ def delete_study(clients: Clients, uid: str, study_id: Any, *,
     Returns
     -------
     dict
-        The deletion record: ``id``, ``study_id``, ``status`` (``completed``), ``counts``
-        per location (cumulative over attempts), ``failed`` (empty), ``attempts``,
-        ``requested_at``, ``completed_at``.
+        The deletion record: ``id``, ``study_id``, ``status`` (``completed``, or
+        ``in_progress`` with ``waiting_for`` ``upload`` when only an upload still being
+        processed holds it back: it finishes by itself), ``counts`` per location
+        (cumulative over attempts), ``failed``, ``attempts``, ``requested_at``,
+        ``completed_at``.
 
     Raises
     ------
@@ -324,11 +349,15 @@ def delete_study(clients: Clients, uid: str, study_id: Any, *,
         raise search.study_not_found()
     target = StudyTarget(clients, uid, study_id, now())
     ref, _ = _start(target)
-    failed = []
+    failed, waiting = [], False
     for deleter in deleters:
         try:
             count = int(deleter.run(target))
         except Exception as err:  # noqa: BLE001 - one location never stops the others
+            if isinstance(err, UploadInProgress):
+                waiting = True
+                ref.update({f"steps.{deleter.name}": "waiting"})
+                continue
             failed.append(deleter.name)
             log_events.emit("WARNING", "study_location_failed", "study location not deleted",
                             uid=uid, study=study_id[:16], location=deleter.name,
@@ -338,17 +367,21 @@ def delete_study(clients: Clients, uid: str, study_id: Any, *,
         ref.update({f"counts.{deleter.name}": gfs.Increment(count),
                     f"steps.{deleter.name}": "done"})
     finished = now()
-    if failed:
-        ref.update({"failed": failed, "last_attempt_at": finished})
+    if failed or waiting:
+        ref.update({"failed": failed, "waiting_for": "upload" if waiting else None,
+                    "last_attempt_at": finished})
     else:
-        ref.update({"status": COMPLETED, "failed": [], "completed_at": finished})
+        ref.update({"status": COMPLETED, "failed": [], "waiting_for": None,
+                    "completed_at": finished})
     log_events.emit("INFO" if not failed else "WARNING", "study_deleted",
-                    "study deleted" if not failed else "study deletion incomplete",
-                    uid=uid, study=study_id[:16], status=COMPLETED if not failed else IN_PROGRESS,
+                    "study deletion incomplete" if failed else
+                    "study deletion waiting for an upload" if waiting else "study deleted",
+                    uid=uid, study=study_id[:16],
+                    status=IN_PROGRESS if failed or waiting else COMPLETED,
                     failed=failed or None)
     if failed:
         raise TransientError("part of the study could not be deleted yet ("
-                             + ", ".join(failed) + "); send the delete again to finish",
-                             code="deletion_incomplete")
+                             + ", ".join(failed) + "); it is retried automatically within "
+                             "minutes, or send the delete again", code="deletion_incomplete")
     snap = ref.get()
     return public_deletion(ref.id, snap.to_dict() or {})

@@ -205,9 +205,14 @@ export async function renderStudy(ctx: RouteContext, go: (href: string) => void)
     if (!ok) return;
     deleteBtn.disabled = true;
     try {
-      await api(`/studies/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      const body = await api<{ deletion?: { status?: string } }>(
+        `/studies/${encodeURIComponent(id)}`, { method: 'DELETE' });
       forgetManifest(id);
-      toast('The study was deleted.', 'success');
+      // 202: an upload of this study is still being processed; the deletion finishes by
+      // itself once it ends (nothing more is stored for the study meanwhile).
+      toast(body?.deletion?.status === 'completed' ? 'The study was deleted.'
+        : 'The study is being deleted. It finishes by itself once the upload in progress ends.',
+      'success');
       go('/studies');
     } catch (err) {
       deleteBtn.disabled = false;
