@@ -96,8 +96,9 @@ def leftovers(clients: Any, uid: str) -> list[str]:
     found = [s.reference.path for group in OWNED_GROUPS for s in fs.collection_group(group).where(
         filter=FieldFilter("owner", "==", uid)).stream()]
     for bucket in (settings.uploads_bucket, settings.instances_bucket, settings.derived_bucket):
-        found += [f"{bucket}/{b.name}" for b in clients.storage.list_blobs(bucket,
-                                                                          prefix=f"{uid}/")]
+        # Derived objects sit under a kind folder (previews/{uid}/..., exports/{uid}/...).
+        found += [f"{bucket}/{b.name}" for b in clients.storage.list_blobs(bucket)
+                  if b.name.startswith(f"{uid}/") or f"/{uid}/" in b.name]
     return found
 
 
@@ -221,6 +222,108 @@ def test_a_study_deleted_mid_upload_is_gone_once_the_scheduled_job_finishes_it(c
     assert not [s.id for s in fs.collection_group("files").where(
         filter=FieldFilter("owner", "==", user.uid)).where(
         filter=FieldFilter("study_key", "==", study_key)).stream()]
-    assert not list(clients.storage.list_blobs(clients.settings.derived_bucket, prefix=prefix))
+    previews = ids.preview_object(user.uid, study_key, "x").rpartition("/")[0] + "/"
+    assert not list(clients.storage.list_blobs(clients.settings.derived_bucket, prefix=previews))
     upload = fs.collection("uploads").document(batch.upload_id).get().to_dict()
     assert upload["counts_toward_quota"] is False
+
+
+def study_leftovers(clients: Any, uid: str, study_key: str) -> list[str]:
+    """What still belongs to the study: documents under it, results pointing at it, its
+    instance objects and previews."""
+    fs, settings = clients.firestore, clients.settings
+    study = catalog.study_ref(fs, study_key)
+    found = [study.path] if study.get().exists else []
+    found += [c.id for c in study.collections()]
+    found += [s.reference.path for s in fs.collection_group("files").where(
+        filter=FieldFilter("owner", "==", uid)).where(
+        filter=FieldFilter("study_key", "==", study_key)).stream()]
+    for bucket, name in ((settings.instances_bucket, ids.instance_object(uid, study_key, "x")),
+                         (settings.derived_bucket, ids.preview_object(uid, study_key, "x"))):
+        prefix = name.rpartition("/")[0] + "/"
+        found += [f"{bucket}/{b.name}" for b in clients.storage.list_blobs(bucket, prefix=prefix)]
+    return found
+
+
+def finish_deletion(clients: Any, uid: str, study_key: str) -> dict[str, Any]:
+    """What the scheduled resume_deletions job does for a waiting deletion (that job itself
+    runs in the mid-upload test above), run here directly."""
+    return deletion.delete_study(clients, uid, study_key)
+
+
+def ingested_file(clients: Any, uid: str, study_uid: str) -> pipeline.Batch:
+    """One file of ``study_uid`` ingested (stored and its parents created, not indexed)."""
+    batch = stage_upload(clients, uid, dicom_bytes(study_uid, generate_uid()), "a.dcm")
+    assert pipeline.process(clients, batch) == "done"
+    return batch
+
+
+def finalize_event(clients: Any, uid: str) -> StorageObjectEvent:
+    [blob] = list(clients.storage.list_blobs(clients.settings.instances_bucket,
+                                             prefix=f"{uid}/"))
+    return StorageObjectEvent("e1", "google.cloud.storage.object.v1.finalized",
+                              clients.settings.instances_bucket, blob.name,
+                              str(blob.generation), blob.size, "application/dicom", "", "")
+
+
+def test_a_file_of_a_study_deleted_while_it_spools_stores_nothing(cloud):
+    # Arrange: the study exists (an earlier upload); a second file of it is being ingested
+    # when the owner deletes the study
+    user = cloud.create_user()
+    clients = own_buckets(cloud, "uploads", "instances")
+    study_uid = generate_uid()
+    study_key = ids.study_key(clients.settings.hash_key, user.uid, study_uid)
+    ingested_file(clients, user.uid, study_uid)
+    second = stage_upload(clients, user.uid, dicom_bytes(study_uid, generate_uid()), "b.dcm")
+    answers: list[dict[str, Any]] = []
+    # Act
+    outcome = pipeline.process(clients, second, now=at_call(1, lambda: answers.append(
+        deletion.delete_study(clients, user.uid, study_key))))
+    # Assert: the deletion waited for this upload; the file was refused, not stored
+    assert outcome == "done"
+    assert answers[0]["status"] == "in_progress" and answers[0]["waiting_for"] == "upload"
+    [result] = [s.to_dict() for s in clients.firestore.collection("uploads")
+                .document(second.upload_id).collection("files").stream()]
+    assert result["status"] == "rejected" and result["reason"] == "study_deleted"
+    assert finish_deletion(clients, user.uid, study_key)["status"] == "completed"
+    assert study_leftovers(clients, user.uid, study_key) == []
+
+
+def test_the_indexer_writes_nothing_under_a_study_deleted_after_its_check(cloud):
+    # Arrange: an instance stored by ingest, not yet indexed
+    user = cloud.create_user()
+    clients = own_buckets(cloud, "uploads", "instances")
+    study_uid = generate_uid()
+    study_key = ids.study_key(clients.settings.hash_key, user.uid, study_uid)
+    ingested_file(clients, user.uid, study_uid)
+    event = finalize_event(clients, user.uid)
+    answers: list[dict[str, Any]] = []
+    # Act: the indexer read the object; the whole deletion runs; the indexer writes
+    outcome = catalog.index_instance(clients, event, now=at_call(1, lambda: answers.append(
+        deletion.delete_study(clients, user.uid, study_key))))
+    # Assert
+    assert answers[0]["status"] == "completed"
+    assert outcome == "study_deleted"
+    assert study_leftovers(clients, user.uid, study_key) == []
+
+
+def test_settle_removes_a_preview_it_wrote_after_its_study_was_deleted(cloud):
+    # Arrange: an indexed series, ready to settle
+    user = cloud.create_user()
+    clients = own_buckets(cloud, "uploads", "instances", "derived")
+    study_uid = generate_uid()
+    study_key = ids.study_key(clients.settings.hash_key, user.uid, study_uid)
+    batch = ingested_file(clients, user.uid, study_uid)
+    assert catalog.index_instance(clients, finalize_event(clients, user.uid)) == "indexed"
+    [result] = [s.to_dict() for s in clients.firestore.collection("uploads")
+                .document(batch.upload_id).collection("files").stream()]
+    payload = {"uid": user.uid, "upload_id": batch.upload_id, "study_key": study_key,
+               "series_key": result["series_key"], "expected": 1}
+    answers: list[dict[str, Any]] = []
+    # Act: the deletion runs after the preview object is written, before it is recorded
+    outcome = settle.settle_series(clients, payload, now=at_call(2, lambda: answers.append(
+        deletion.delete_study(clients, user.uid, study_key))))
+    # Assert
+    assert answers[0]["status"] == "completed"
+    assert outcome == "settled"
+    assert study_leftovers(clients, user.uid, study_key) == []

@@ -163,7 +163,7 @@ def _build_preview(clients: Clients, uid: str, study: str, series: str,
         return _set_preview(clients, uid, study, series, {
             "status": "failed", "reason": err.code, "instance_key": middle["key"]}) or "failed"
     media_type = preview.preview_media_type(image)
-    name = ids.preview_object(uid, study, series, media_type.split("/")[1].replace("jpeg", "jpg"))
+    name = ids.preview_object(uid, study, series, ids.PREVIEW_EXTENSIONS[media_type])
     out = clients.storage.bucket(settings.derived_bucket).blob(name)
     out.upload_from_string(image, content_type=media_type)
     refused = _set_preview(clients, uid, study, series, {
