@@ -6,6 +6,7 @@ import wasmUrl from '@cornerstonejs/codec-charls/decodewasm?url';
 import { charlsFrameDecoder } from '../dicom/charls';
 import type { FrameDecoder } from '../dicom/jpegls';
 import { transcode } from '../dicom/transcode';
+import { datasetEnd } from '../dicom/trailer';
 
 let decoder: Promise<FrameDecoder> | undefined;
 // The WebAssembly module is fetched and compiled on the first JPEG-LS image only.
@@ -14,7 +15,8 @@ const jpegLs = () => (decoder ??= CharLS({ locateFile: () => wasmUrl }).then(cha
 self.onmessage = async (event: MessageEvent<{ id: number; buffer: ArrayBuffer }>) => {
   const { id, buffer } = event.data;
   try {
-    const out = await transcode(buffer, jpegLs);
+    // Bytes after the data set are not read (see dicom/trailer.ts).
+    const out = await transcode(new Uint8Array(buffer, 0, datasetEnd(buffer)), jpegLs);
     const whole = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength
       ? out.buffer as ArrayBuffer : out.slice().buffer;
     self.postMessage({ id, buffer: whole }, { transfer: [whole] });
