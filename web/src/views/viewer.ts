@@ -82,12 +82,18 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
   const st = manifest.study;
   const status = h('p', { class: 'viewer-status', role: 'status', 'data-testid': 'viewer-status' });
   const progress = h('progress', { max: 100, value: 0, 'aria-label': 'Loading images', hidden: true });
+  const loadCount = h('p', { class: 'muted load-count', 'data-testid': 'viewer-load-count' });
   const notice = h('p', { class: 'notice', hidden: true, role: 'alert' });
   const expiry = h('p', { class: 'muted expiry', 'data-testid': 'link-expiry' });
   const slider = h('input', { type: 'range', min: 0, max: 0, value: 0, 'aria-label': 'Image in series',
     disabled: true });
   const viewer = new DicomViewer({
-    onProgress: (p) => { progress.hidden = false; progress.value = p; },
+    onProgress: (p) => { progress.hidden = p >= 100; progress.value = p; },
+    onCount: (c) => {
+      loadCount.textContent = `Loaded ${c.loaded} of ${c.held} images` + (c.held < c.total
+        ? ` (images ${c.window[0] + 1}–${c.window[1]} of ${c.total} are held in memory; the rest load as you move through the series)` : '')
+        + (c.failed ? `; ${c.failed} could not be shown` : '');
+    },
     onLoaded: () => {
       progress.hidden = true;
       root.dataset.loaded = 'true';
@@ -98,7 +104,7 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
       slider.max = String(Math.max(0, s.slices - 1));
       slider.value = String(s.slice);
       slider.disabled = s.slices <= 1;
-      status.textContent = `Image ${s.slice + 1} of ${s.slices}` + (s.width !== undefined
+      status.textContent = `Image ${s.slice + 1} of ${s.slices}` + (s.pending ? ' (loading…)' : '') + (s.width !== undefined
         ? ` · Window ${Math.round(s.width)} / Level ${Math.round(s.center ?? 0)}` : '');
       root.dataset.wl = s.width !== undefined ? `${Math.round(s.center ?? 0)}/${Math.round(s.width)}` : '';
     },
@@ -190,7 +196,8 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
         }
         return;
       }
-      viewer.load(usable.map((i) => ({ url: i.url!, transferSyntax: i.TransferSyntaxUID })));
+      viewer.load(usable.map((i) => ({ url: i.url!, transferSyntax: i.TransferSyntaxUID, id: i.instance_id,
+        position: i.ImagePositionPatient, orientation: i.ImageOrientationPatient, rows: i.Rows, columns: i.Columns })));
       viewer.element.focus({ preventScroll: true });
     } catch (err) {
       notice.hidden = false;
@@ -210,7 +217,7 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
     h('div', { class: 'viewer-layout' },
       h('nav', { class: 'series-panel', 'aria-label': 'Series' }, thumbs),
       h('div', { class: 'viewer-main' }, toolbar, notice, progress,
-        h('div', { class: 'viewer-stage' }, viewer.element), slider, status,
+        h('div', { class: 'viewer-stage' }, viewer.element), slider, status, loadCount,
         h('p', { class: 'hint' }, 'Drag to change window/level (or zoom/pan with that tool); mouse wheel or arrow keys move through the images.'))));
   renderThumbs();
   scheduleRefresh();
