@@ -1,14 +1,23 @@
-"""The viewer in the browser: transfer syntaxes dwv cannot read (transcoded in a worker) and
-moving through a series of several slices."""
+"""The viewer in the browser: transfer syntaxes dwv cannot read (transcoded in a worker),
+moving through a series of several slices (wheel, keys, slider), a file with megabytes of
+zero bytes after its data set, and a big series on a throttled connection."""
 
 from __future__ import annotations
 
+import re
+import uuid
+
 import pytest
 
-from tests.e2e.viewer_data import DEFLATED_NAME, JPEG_LS_NAME, SLICES, SLICES_NAME
+from tests.e2e.viewer_data import (BIG_NAME, DEFLATED_NAME, JPEG_LS_NAME, SLICES, SLICES_NAME,
+                                   TRAILER_NAME, big_ct_series, series_zip)
+from tests.e2e.viewer_scenarios import run_viewer_scenario
 from tests.e2e.webstack import run_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
+
+BIG_SLICES = 200
+MBIT_PER_SECOND = 50
 
 
 def _csp_errors(errors: list[str]) -> list[str]:
@@ -30,17 +39,67 @@ def test_jpeg_ls_and_deflated_are_decoded_in_the_browser(web, viewer_account):
     assert not out["errors"], out["errors"]
 
 
-def test_keyboard_wheel_and_slider_move_through_slices(web, viewer_account):
+def test_wheel_moves_through_slices_at_once_in_every_tool(web, viewer_account):
+    """Right after the first image shows, with no click on it: the wheel moves to the next and
+    the previous image (down = next), in the default tool and in zoom/pan; then the keyboard
+    and the slider. The page itself does not scroll."""
     user, studies = viewer_account
-    out = run_scenario("slices", web, {"email": user.email, "password": user.password,
-                                       "studyId": studies[SLICES_NAME]["id"], "slices": SLICES})
-    first, arrow, wheel, last = out["first"], out["arrow"], out["wheel"], out["last"]
-    assert first["status"] == f"Image 1 of {SLICES}" and first["slider"] == "0"
-    assert arrow["status"] == f"Image 2 of {SLICES}" and arrow["slider"] == "1"
-    assert wheel["status"] in (f"Image 1 of {SLICES}", f"Image 3 of {SLICES}"), wheel
-    assert last["status"] == f"Image {SLICES} of {SLICES}" and last["slider"] == str(SLICES - 1)
-    # Each move shows another slice's pixels.
-    hashes = [first["hash"], arrow["hash"], wheel["hash"], last["hash"]]
+    out = run_viewer_scenario("wheel", web, {"email": user.email, "password": user.password,
+                                             "studyId": studies[SLICES_NAME]["id"],
+                                             "slices": SLICES})
+    steps = [out[k] for k in ("first", "wheelDown", "wheelUp", "zoomTool", "arrow", "last")]
+    assert [s["status"] for s in steps] == [f"Image {n} of {SLICES}" for n in (1, 2, 1, 2, 3, SLICES)]
+    assert [s["slider"] for s in steps] == [str(n - 1) for n in (1, 2, 1, 2, 3, SLICES)]
+    # Each move shows another slice's pixels, and the wheel never scrolled the page.
+    hashes = [s["hash"] for s in steps]
     assert all(a != b for a, b in zip(hashes, hashes[1:], strict=False)), hashes
+    assert {s["scrollY"] for s in steps[:4]} == {steps[0]["scrollY"]}, steps
     assert "dwv-layer-group" in out["focused"], "the viewer keeps the keyboard focus"
+    assert not _csp_errors(out["errors"]), out["errors"]
+
+
+def test_zero_trailer_after_the_data_set_is_not_parsed(web, viewer_account):
+    """The first file of the series ends in 2.4 MB of zero bytes: the first image shows and
+    dwv is not handed the zeros (which it reads as (0000,0000) elements, one warning each)."""
+    user, studies = viewer_account
+    out = run_viewer_scenario("trailer", web, {"email": user.email, "password": user.password,
+                                               "studyId": studies[TRAILER_NAME]["id"]})
+    print(f"trailer series: first image after {out['ms']} ms, {out['warnings']} warnings")
+    assert out["stats"]["litFraction"] > 0.1, out["stats"]
+    assert out["status"].startswith("Image 1 of 3"), out["status"]
+    assert out["warnings"] < 10, (out["warnings"], out["warningSamples"])
+    assert not out["errors"], out["errors"]
+
+
+@pytest.fixture(scope="module")
+def big_series(web, tmp_path_factory):
+    """A user with one CT series of BIG_SLICES 512x512 slices (105 MB), ingested like the
+    other viewer studies."""
+    from tests.e2e.conftest import ingest
+
+    user = web.cloud.create_user(f"e2e-big-{uuid.uuid4().hex[:10]}@example.test")
+    web.cloud.confirm_adult(user)
+    path, instances = series_zip(tmp_path_factory.mktemp("big") / "big.zip",
+                                 big_ct_series(BIG_SLICES), "big")
+    studies = ingest(web, user, path, instances)
+    assert [s["PatientName"] for s in studies] == [BIG_NAME]
+    return user, studies[0]
+
+
+def test_big_series_shows_its_first_image_before_the_rest_arrives(web, big_series):
+    """At 50 Mbit/s (Chromium's network emulation) the 200 slices take about 17 s to arrive.
+    The first image shows while most are still on their way, a count says how many are in,
+    and leaving the series cancels the downloads in flight."""
+    user, study = big_series
+    out = run_viewer_scenario("progressive", web, {
+        "email": user.email, "password": user.password, "studyId": study["id"],
+        "mbitPerSecond": MBIT_PER_SECOND})
+    print(f"{BIG_SLICES} slices at {MBIT_PER_SECOND} Mbit/s: click to first image "
+          f"{out['firstImageMs']} ms ({out['doneAtFirst']} slices in)")
+    assert out["doneAtFirst"] < BIG_SLICES // 2, out
+    assert re.fullmatch(rf"Loaded \d+ of {BIG_SLICES} images", out["countText"].strip()), out
+    assert out["status"].startswith(f"Image 1 of {BIG_SLICES}"), out["status"]
+    # Leaving: nothing new starts, what was in flight is aborted, nothing more completes.
+    assert out["startedAfterLeave"] == 0 and out["doneAfterLeave"] == 0, out
+    assert out["failedAtLeave"] and out["started"] < BIG_SLICES, out
     assert not _csp_errors(out["errors"]), out["errors"]

@@ -1,6 +1,7 @@
 """Studies for the viewer's browser tests, written with pydicom from its test files under
 fresh UIDs: a JPEG-LS MR and a deflated OT (transfer syntaxes dwv cannot read, transcoded
-in the browser) and a CT series of several slices whose pixels differ visibly per slice."""
+in the browser), a CT series of several slices whose pixels differ visibly per slice, an MR
+series whose first file ends in megabytes of zero bytes, and (on its own) a big CT series."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ JPEG_LS_NAME = "Jpegls^Viewer"
 DEFLATED_NAME = "Deflated^Viewer"
 SLICES_NAME = "Slices^Viewer"
 SLICES = 5
+TRAILER_NAME = "Trailer^Viewer"
+# Zero bytes after the last data element of the trailer series' first file: what a scanner or
+# an anonymiser left in the real MR series of issue 14 (pydicom reads such files fine).
+TRAILER_BYTES = 2_400_000
+BIG_NAME = "Big^Viewer"
 
 
 def _fresh(ds, name: str, study_uid: str, series_uid: str) -> None:
@@ -67,8 +73,66 @@ def slice_series() -> list[bytes]:
     return out
 
 
+def trailer_series(slices: int = 3, test_file: str = "MR_small.dcm",
+                   name: str = TRAILER_NAME) -> list[bytes]:
+    """An MR series of ``slices`` slices 5 mm apart whose first file carries TRAILER_BYTES zero
+    bytes after its pixel data."""
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    study, series = generate_uid(), generate_uid()
+    out = []
+    for i in range(slices):
+        ds = dcmread(get_testdata_file(test_file))
+        _fresh(ds, name, study, series)
+        ds.InstanceNumber = i + 1
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y, round(z + 5.0 * i, 3)]
+        ds.SliceLocation = round(z + 5.0 * i, 3)
+        ds.SeriesDescription = "Zero trailer"
+        out.append(_bytes(ds))
+    out[0] += bytes(TRAILER_BYTES)
+    return out
+
+
+def big_ct_series(slices: int = 200, name: str = BIG_NAME) -> list[bytes]:
+    """A CT series of ``slices`` 512x512 slices (pydicom-data's 693_UNCI.dcm, 526 kB each, its
+    pixels shifted per slice), 1 mm apart: about 105 MB for 200."""
+    import copy
+
+    import numpy as np
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    base = dcmread(get_testdata_file("693_UNCI.dcm"))
+    pixels = base.pixel_array
+    study, series = generate_uid(), generate_uid()
+    x, y, z = (float(v) for v in base.ImagePositionPatient)
+    out = []
+    for i in range(slices):
+        ds = copy.deepcopy(base)
+        _fresh(ds, name, study, series)
+        ds.PixelData = np.roll(pixels, 2 * i, axis=0).tobytes()
+        ds.InstanceNumber = i + 1
+        ds.ImagePositionPatient = [x, y, round(z + 1.0 * i, 3)]
+        ds.SliceLocation = round(z + 1.0 * i, 3)
+        ds.SeriesDescription = f"{slices} slices"
+        out.append(_bytes(ds))
+    return out
+
+
+def series_zip(path: Path, files: list[bytes], folder: str = "series") -> tuple[Path, int]:
+    """One series as an archive (stored: the pixels of synthetic series barely compress)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for i, data in enumerate(files):
+            archive.writestr(f"{folder}/{i + 1:04d}.dcm", data)
+    return path, len(files)
+
+
 def viewer_zip(path: Path) -> tuple[Path, int]:
-    """The archive and how many instances it holds (three studies)."""
+    """The archive and how many instances it holds (four studies)."""
     from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGLSLossless
 
     jls = _single("MR_small_jpeg_ls_lossless.dcm", JPEG_LS_NAME)
@@ -80,4 +144,7 @@ def viewer_zip(path: Path) -> tuple[Path, int]:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members:
             archive.writestr(name, data)
-    return path, len(members)
+        # Stored: deflated, the zero trailer trips ingest's compression-ratio (bomb) check.
+        for i, data in enumerate(trailer := trailer_series()):
+            archive.writestr(f"viewer/trailer/{i + 1}.dcm", data, zipfile.ZIP_STORED)
+    return path, len(members) + len(trailer)

@@ -1,0 +1,212 @@
+// The viewer's browser scenarios (issue 14: files with trailing bytes, the mouse wheel, big
+// series on a slow connection), in headless Debian Chromium driven by playwright-core.
+// Usage: node tests/e2e/viewer_scenarios.mjs <scenario> '<json args>'; prints "RESULT {json}".
+// tests/e2e/viewer_scenarios.py runs it; the pytest side prepares data and checks results.
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+// playwright-core is a development dependency of the web client.
+const require = createRequire(new URL('../../web/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+const [, , scenario, rawArgs] = process.argv;
+const args = JSON.parse(rawArgs ?? '{}');
+const artifacts = args.artifacts ?? 'test-artifacts';
+mkdirSync(artifacts, { recursive: true });
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
+const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+const openPages = [];
+
+async function newPage(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  openPages.push(page);
+  page.setDefaultTimeout(30_000);
+  // Installed through the debugging protocol, which the page's CSP (no eval) does not govern,
+  // so that waitForFunction can poll the canvas with a function instead of a string.
+  await page.addInitScript({ content: `window.__canvasStats = ${canvasStatsInPage};` });
+  const console_ = { errors: [], warnings: 0, warningSamples: [] };
+  page.on('console', (m) => {
+    if (m.type() === 'error') console_.errors.push(m.text());
+    if (m.type() === 'warning') {
+      console_.warnings += 1;
+      if (console_.warningSamples.length < 5) console_.warningSamples.push(m.text().slice(0, 200));
+    }
+  });
+  page.on('pageerror', (e) => console_.errors.push(`pageerror: ${e.message}`));
+  return { context, page, console: console_ };
+}
+
+async function signIn(page, url, email, password) {
+  await page.goto(`${url}/signin`);
+  await page.waitForSelector('html[data-ready="true"]');
+  const banner = page.getByTestId('consent-banner');
+  if (await banner.isVisible().catch(() => false)) await page.getByTestId('consent-reject').click();
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL('**/studies');
+}
+
+/** In the page: statistics of the viewer's most lit canvas (non-black share, a checksum). */
+function canvasStatsInPage() {
+  let best = null;
+  for (const c of document.querySelectorAll('.dwv-layer-group canvas')) {
+    if (!c.width || !c.height) continue;
+    const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let lit = 0, hash = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i + 3] > 0 && (data[i] + data[i + 1] + data[i + 2]) / 3 > 8) lit += 1;
+      hash = (hash * 31 + data[i] + 7 * data[i + 1] + 13 * data[i + 2]) % 1000000007;
+    }
+    const stats = { width: c.width, height: c.height, litFraction: lit / (data.length / 4), hash };
+    if (!best || stats.litFraction > best.litFraction) best = stats;
+  }
+  return best;
+}
+
+const canvasStats = (page) => page.evaluate(canvasStatsInPage);
+
+/** Wait until the canvas shows an image (a tenth of its pixels lit), checked every frame. */
+async function waitForImage(page, timeout = 60_000) {
+  await page.waitForFunction(() => window.__canvasStats()?.litFraction > 0.1, null, { timeout, polling: 'raf' });
+  return canvasStats(page);
+}
+
+const statusText = async (page) => (await page.getByTestId('viewer-status').textContent()).split(' · ')[0];
+
+/** Wait for the status line to leave `before`, then for the canvas to leave `hash`. */
+async function afterMove(page, before) {
+  await page.waitForFunction((t) => document.querySelector('[data-testid=viewer-status]')
+    ?.textContent?.split(' · ')[0] !== t, before.status);
+  await page.waitForFunction((h) => window.__canvasStats()?.hash !== h, before.hash, { polling: 'raf' });
+  return { status: await statusText(page), slider: await page.getByLabel('Image in series').inputValue(),
+    hash: (await canvasStats(page)).hash, scrollY: await page.evaluate(() => window.scrollY) };
+}
+
+const scenarios = {
+  /** A series whose first file ends in megabytes of zero bytes: the image shows, fast, and
+   *  the console is not flooded. */
+  async trailer(browser) {
+    const { page, console: cons } = await newPage(browser);
+    await signIn(page, args.url, args.email, args.password);
+    const started = Date.now();
+    await page.goto(`${args.url}/viewer/${args.studyId}`);
+    const stats = await waitForImage(page, args.timeoutMs ?? 60_000);
+    const ms = Date.now() - started;
+    await page.waitForFunction(() => /^Image 1 of /.test(document.querySelector('[data-testid=viewer-status]')?.textContent ?? ''));
+    const status = await page.getByTestId('viewer-status').textContent();
+    await shot(page, '24-viewer-zero-trailer');
+    return { ms, stats, status, warnings: cons.warnings, warningSamples: cons.warningSamples, errors: cons.errors };
+  },
+
+  /** The mouse wheel moves through the images right after the first one shows, without a
+   *  click first, in the default tool and in zoom/pan; then the keyboard and the slider. */
+  async wheel(browser) {
+    const { page, console: cons } = await newPage(browser);
+    await signIn(page, args.url, args.email, args.password);
+    await page.goto(`${args.url}/viewer/${args.studyId}`);
+    await waitForImage(page);
+    await page.waitForFunction((n) => document.querySelector('[data-testid=viewer-status]')?.textContent
+      ?.startsWith(`Image 1 of ${n}`), args.slices);
+    const read = async () => ({ status: await statusText(page), slider: await page.getByLabel('Image in series').inputValue(),
+      hash: (await canvasStats(page)).hash, scrollY: await page.evaluate(() => window.scrollY) });
+    const first = await read();
+    const box = await page.locator('.viewer-stage').boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.wheel(0, 120);
+    const wheelDown = await afterMove(page, first);
+    await page.mouse.wheel(0, -120);
+    const wheelUp = await afterMove(page, wheelDown);
+    await page.getByRole('button', { name: 'Zoom/pan' }).click();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.wheel(0, 120);
+    const zoomTool = await afterMove(page, wheelUp);
+    await page.locator('.dwv-layer-group').focus();
+    await page.keyboard.press('ArrowDown');
+    const arrow = await afterMove(page, zoomTool);
+    const focused = await page.evaluate(() => document.activeElement?.className ?? '');
+    await page.getByLabel('Image in series').fill(String(args.slices - 1));
+    const last = await afterMove(page, arrow);
+    await shot(page, '23-viewer-slice-last');
+    return { first, wheelDown, wheelUp, zoomTool, arrow, last, focused, errors: cons.errors };
+  },
+
+  /** A big series on a connection throttled in Chromium: click to first image, the count while
+   *  the rest loads, and leaving the series cancels what is in flight. */
+  async progressive(browser) {
+    const { page, console: cons } = await newPage(browser);
+    await signIn(page, args.url, args.email, args.password);
+    const row = page.locator(`[data-testid=study-row][data-study-id="${args.studyId}"]`);
+    await row.waitFor();
+    // Instance objects: signed URLs of `.dcm` objects (the API and previews are not).
+    const isImage = (r) => r.method() === 'GET' && new URL(r.url()).pathname.endsWith('.dcm');
+    const events = [];
+    const t0 = { at: 0 };
+    const now = () => Date.now() - t0.at;
+    const trace = [];
+    if (args.trace) {
+      for (const kind of ['request', 'requestfinished']) {
+        page.on(kind, (r) => trace.push(`${now()} ${kind === 'request' ? '>' : '<'} ${r.method()} ${new URL(r.url()).pathname.slice(0, 60)}`));
+      }
+    }
+    page.on('request', (r) => { if (isImage(r)) events.push({ kind: 'start', t: now() }); });
+    page.on('requestfinished', (r) => { if (isImage(r)) events.push({ kind: 'done', t: now() }); });
+    page.on('requestfailed', (r) => { if (isImage(r)) events.push({ kind: 'failed', t: now(), why: r.failure()?.errorText }); });
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    const bytesPerSecond = (args.mbitPerSecond * 1e6) / 8;
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: args.latencyMs ?? 0,
+      downloadThroughput: bytesPerSecond, uploadThroughput: bytesPerSecond });
+    t0.at = Date.now();
+    await row.getByRole('link', { name: /^Open viewer: / }).click();
+    await waitForImage(page, 120_000);
+    const firstImageMs = now();
+    const doneAtFirst = events.filter((e) => e.kind === 'done').length;
+    await shot(page, '25-viewer-big-series-first-image');
+    // The count of loaded images is on the page while the rest arrives.
+    await page.waitForFunction(() => /Loaded \d+ of \d+ images/.test(document.querySelector('[data-testid=viewer-load-count]')?.textContent ?? ''));
+    const countText = await page.getByTestId('viewer-load-count').textContent();
+    const status = await page.getByTestId('viewer-status').textContent();
+    await shot(page, '26-viewer-big-series-loading');
+    let leftAt = null;
+    if (args.waitForAll) {
+      await page.waitForSelector('.viewer-page[data-loaded="true"]', { timeout: 600_000 });
+    } else {
+      // Leave the series: the rest must not keep downloading.
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Studies' }).click();
+      await page.waitForURL(/\/studies$/);
+      leftAt = now();
+      await page.waitForTimeout(args.afterLeaveMs ?? 1500);
+    }
+    const allDoneMs = events.filter((e) => e.kind === 'done').at(-1)?.t ?? null;
+    return { trace: trace.slice(0, 40), firstImageMs, doneAtFirst, countText, status, leftAt, allDoneMs,
+      startedAfterLeave: leftAt === null ? null : events.filter((e) => e.kind === 'start' && e.t > leftAt + 100).length,
+      doneAfterLeave: leftAt === null ? null : events.filter((e) => e.kind === 'done' && e.t > leftAt + 100).length,
+      failedAtLeave: events.filter((e) => e.kind === 'failed').map((e) => e.why),
+      started: events.filter((e) => e.kind === 'start').length, errors: cons.errors };
+  },
+};
+
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true, args: CHROMIUM_ARGS });
+try {
+  const fn = scenarios[scenario];
+  if (!fn) throw new Error(`unknown scenario ${scenario}`);
+  log('scenario', scenario);
+  console.log('RESULT ' + JSON.stringify(await fn(browser)));
+} catch (err) {
+  console.error(err?.stack ?? String(err));
+  process.exitCode = 1;
+  for (const [i, page] of openPages.entries()) {
+    await shot(page, `failure-viewer-${scenario}-${i}`).catch(() => {});
+    const text = await page.locator('body').innerText().catch(() => '');
+    console.error(`--- page ${i} (${page.url()}) ---\n${text.slice(0, 3000)}`);
+  }
+} finally {
+  await browser.close();
+}
