@@ -103,3 +103,23 @@ def test_big_series_shows_its_first_image_before_the_rest_arrives(web, big_serie
     assert out["startedAfterLeave"] == 0 and out["doneAfterLeave"] == 0, out
     assert out["failedAtLeave"] and out["started"] < BIG_SLICES, out
     assert not _csp_errors(out["errors"]), out["errors"]
+
+
+def test_a_series_bigger_than_the_memory_budget_is_held_in_a_window(web, big_series):
+    """On a device that reports 256 MB (navigator.deviceMemory 0.25), the viewer's budget is
+    32 MiB: 64 of the 200 slices (512 kB each). Going to the last image holds the 64 around it
+    instead; each slice is fetched once."""
+    user, study = big_series
+    out = run_viewer_scenario("window", web, {
+        "email": user.email, "password": user.password, "studyId": study["id"],
+        "deviceMemory": 0.25, "slices": BIG_SLICES})
+    first, last, back = out["first"], out["last"], out["back"]
+    assert first["status"] == f"Image 1 of {BIG_SLICES}" and first["sliderMax"] == str(BIG_SLICES - 1)
+    assert first["count"].startswith(f"Loaded 64 of 64 images (images 1–64 of {BIG_SLICES} "), first
+    assert first["requests"] == {"started": 64, "done": 64, "failed": 0}, first
+    assert last["status"] == f"Image {BIG_SLICES} of {BIG_SLICES}", last
+    assert last["count"].startswith(f"Loaded 64 of 64 images (images 137–200 of {BIG_SLICES} "), last
+    assert last["requests"] == {"started": 128, "done": 128, "failed": 0}, last
+    assert last["hash"] != first["hash"]
+    assert back["status"] == f"Image {BIG_SLICES - 1} of {BIG_SLICES}", back
+    assert not out["errors"], out["errors"]

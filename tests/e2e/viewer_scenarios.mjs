@@ -21,11 +21,15 @@ const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
 const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 const openPages = [];
 
-async function newPage(browser) {
+async function newPage(browser, { deviceMemory } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   openPages.push(page);
   page.setDefaultTimeout(30_000);
+  // A device that reports little memory: the viewer's budget follows navigator.deviceMemory.
+  if (deviceMemory) {
+    await page.addInitScript({ content: `Object.defineProperty(Navigator.prototype, 'deviceMemory', { get: () => ${deviceMemory} });` });
+  }
   // Installed through the debugging protocol, which the page's CSP (no eval) does not govern,
   // so that waitForFunction can poll the canvas with a function instead of a string.
   await page.addInitScript({ content: `window.__canvasStats = ${canvasStatsInPage};` });
@@ -88,6 +92,18 @@ async function afterMove(page, before) {
     hash: (await canvasStats(page)).hash, scrollY: await page.evaluate(() => window.scrollY) };
 }
 
+/** Count image requests (signed URLs of `.dcm` objects) and how they end. */
+function imageRequests(page) {
+  const isImage = (r) => r.method() === 'GET' && new URL(r.url()).pathname.endsWith('.dcm');
+  const counts = { started: 0, done: 0, failed: 0 };
+  page.on('request', (r) => { if (isImage(r)) counts.started += 1; });
+  page.on('requestfinished', (r) => { if (isImage(r)) counts.done += 1; });
+  page.on('requestfailed', (r) => { if (isImage(r)) counts.failed += 1; });
+  return counts;
+}
+
+const loadCount = (page) => page.getByTestId('viewer-load-count').textContent();
+
 const scenarios = {
   /** A series whose first file ends in megabytes of zero bytes: the image shows, fast, and
    *  the console is not flooded. */
@@ -134,6 +150,37 @@ const scenarios = {
     const last = await afterMove(page, arrow);
     await shot(page, '23-viewer-slice-last');
     return { first, wheelDown, wheelUp, zoomTool, arrow, last, focused, errors: cons.errors };
+  },
+
+  /** A series bigger than the memory budget (a device reporting little memory): a window of
+   *  slices is held, and moving past it holds the window there instead. */
+  async window(browser) {
+    const { page, console: cons } = await newPage(browser, { deviceMemory: args.deviceMemory });
+    const requests = imageRequests(page);
+    await signIn(page, args.url, args.email, args.password);
+    await page.goto(`${args.url}/viewer/${args.studyId}`);
+    await waitForImage(page);
+    await page.waitForSelector('.viewer-page[data-loaded="true"]', { timeout: 120_000 });
+    const first = { status: await statusText(page), count: await loadCount(page),
+      sliderMax: await page.getByLabel('Image in series').getAttribute('max'), requests: { ...requests },
+      hash: (await canvasStats(page)).hash };
+    await shot(page, '27-viewer-window-first');
+    // To the last image: outside what is held.
+    await page.getByLabel('Image in series').fill(String(args.slices - 1));
+    await page.waitForFunction((n) => document.querySelector('[data-testid=viewer-status]')?.textContent
+      ?.startsWith(`Image ${n} of ${n} ·`), args.slices, { timeout: 60_000 });
+    await page.waitForFunction((h) => window.__canvasStats()?.litFraction > 0.1 && window.__canvasStats()?.hash !== h,
+      first.hash, { polling: 'raf' });
+    await page.waitForSelector('.viewer-page[data-loaded="true"]', { timeout: 120_000 });
+    const last = { status: await statusText(page), count: await loadCount(page), requests: { ...requests },
+      hash: (await canvasStats(page)).hash };
+    await shot(page, '28-viewer-window-last');
+    // Back by the wheel: within the new window.
+    const box = await page.locator('.viewer-stage').boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.wheel(0, -120);
+    const back = await afterMove(page, last);
+    return { first, last, back, errors: cons.errors };
   },
 
   /** A big series on a connection throttled in Chromium: click to first image, the count while

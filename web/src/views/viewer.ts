@@ -90,6 +90,8 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
   const viewer = new DicomViewer({
     onProgress: (p) => { progress.hidden = p >= 100; progress.value = p; },
     onCount: (c) => {
+      // Loaded: every image held is in (again false when the held window moves on).
+      root.dataset.loaded = String(c.loaded + c.failed >= c.held);
       loadCount.textContent = `Loaded ${c.loaded} of ${c.held} images` + (c.held < c.total
         ? ` (images ${c.window[0] + 1}–${c.window[1]} of ${c.total} are held in memory; the rest load as you move through the series)` : '')
         + (c.failed ? `; ${c.failed} could not be shown` : '');
