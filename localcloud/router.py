@@ -5,7 +5,10 @@ function topic, turns each into the CloudEvent Eventarc sends, and POSTs it to e
 function triggered on that bucket or topic. Delivery is at least once: a non-2xx answer
 is retried with exponential backoff, and when retries run out the message is nacked so
 Pub/Sub redelivers it. ``deliveries`` > 1 sends each event that many times concurrently,
-so idempotency can be tested.
+so idempotency can be tested. ``ack_deadline_seconds`` > 0 gives the subscriptions that ack
+deadline and stops the client from extending it, so a message whose delivery (retries
+included) outlasts it is redelivered by Pub/Sub while the first delivery still runs, as a
+push subscription redelivers when a function outlives its ack deadline.
 
 Run as ``python -m localcloud.router '<StackConfig JSON>'``.
 """
@@ -43,6 +46,7 @@ class Router:
         self.base_backoff = base_backoff
         self.project = cfg["project"]
         self.deliveries = int(cfg.get("deliveries", 1))
+        self.ack_deadline = int(cfg.get("ack_deadline_seconds", 0))
         urls = {name: f"http://127.0.0.1:{port}" for name, port in cfg["function_ports"].items()}
         self.bucket_targets: dict[str, list[tuple[str, str, str]]] = {}
         self.topic_targets: dict[str, list[tuple[str, str, str]]] = {}
@@ -100,6 +104,7 @@ class Router:
         return all(job.result() for job in jobs)
 
     def on_storage_message(self, message) -> None:
+        log("DEBUG", "received", ce_id=message.message_id)
         event = cloudevents.storage_event(message.message_id, dict(message.attributes),
                                           message.data, message.publish_time)
         if event is None or event[2] not in self.bucket_targets:
@@ -113,6 +118,7 @@ class Router:
 
     def topic_callback(self, topic: str, subscription: str):
         def callback(message) -> None:
+            log("DEBUG", "received", topic=topic, ce_id=message.message_id)
             headers, body = cloudevents.pubsub_event(
                 self.project, topic, subscription, message.message_id, message.data,
                 dict(message.attributes), message.publish_time)
@@ -131,7 +137,11 @@ def subscribe(router: Router) -> list:
     subscriber = pubsub_v1.SubscriberClient()
     publisher = pubsub_v1.PublisherClient()
     futures = []
-    flow = pubsub_v1.types.FlowControl(max_messages=64)
+    deadline = router.ack_deadline or 60
+    flow = (pubsub_v1.types.FlowControl(max_messages=64, max_lease_duration=deadline,
+                                        min_duration_per_lease_extension=deadline,
+                                        max_duration_per_lease_extension=deadline)
+            if router.ack_deadline else pubsub_v1.types.FlowControl(max_messages=64))
     events_topic = os.environ["PACS_GCS_EVENTS_TOPIC"]
     plan = [(events_topic, f"router-{router.project}-gcs", router.on_storage_message)]
     for topic in router.topic_targets:
@@ -145,7 +155,8 @@ def subscribe(router: Router) -> list:
     for topic_path, name, callback in plan:
         sub_path = subscriber.subscription_path(router.project, name)
         try:
-            subscriber.create_subscription(name=sub_path, topic=topic_path, ack_deadline_seconds=60)
+            subscriber.create_subscription(name=sub_path, topic=topic_path,
+                                           ack_deadline_seconds=deadline)
         except AlreadyExists:
             pass
         futures.append(subscriber.subscribe(

@@ -52,6 +52,8 @@ class StackConfig:
     router_port: int
     deliveries: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
+    # > 0: Pub/Sub ack deadline of the router's subscriptions, never extended (fault tests).
+    ack_deadline_seconds: int = 0
 
     @classmethod
     def fixed(cls, project: str = config.DEFAULT_PROJECT) -> StackConfig:

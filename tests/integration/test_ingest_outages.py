@@ -2,8 +2,14 @@
 concurrency and faults"): the Firestore emulator, then the storage emulator, unreachable
 for 10 s while an archive is processed, for one stack's processes only (a proxy between
 them and the emulator is cut, so other stacks sharing the emulator are not disturbed);
-two devices uploading the same study at once. Afterwards every instance is stored and
-indexed exactly once, nothing is orphaned and the counts are right.
+Pub/Sub redelivering checkpoint messages whose ack deadline ran out while their first
+delivery was still retrying; two devices uploading the same study at once. Afterwards
+every instance is stored and indexed exactly once, nothing is orphaned and the counts are
+right.
+
+The stack checkpoints archives every second (``PACS_EVENT_DEADLINE_SECONDS=1``), so much of
+an archive travels as Pub/Sub messages, and its router's subscriptions have a 10 s ack
+deadline that is never extended (``ack_deadline_seconds``).
 """
 
 from __future__ import annotations
@@ -42,9 +48,11 @@ def proxied(tmp_path_factory):
     proxies = {"firestore": TcpProxy(("127.0.0.1", ports.firestore)),
                "storage": TcpProxy(("127.0.0.1", ports.storage))}
     saved = dict(os.environ)
-    cloud = start_test_cloud(tmp_path_factory.mktemp("outages"), extra_env={
+    cloud = start_test_cloud(tmp_path_factory.mktemp("outages"), ack_deadline_seconds=10,
+                             extra_env={
         "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{proxies['firestore'].port}",
-        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{proxies['storage'].port}"})
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{proxies['storage'].port}",
+        "PACS_EVENT_DEADLINE_SECONDS": "1"})
     yield cloud, proxies
     stop_test_cloud(cloud)
     for proxy in proxies.values():
@@ -98,6 +106,34 @@ def test_an_archive_survives_a_service_unreachable_for_ten_seconds(proxied, serv
     wait_for(lambda: len(instance_docs(cloud, user.uid)) == 120, timeout=180,
              what="every instance indexed")
     assert_consistent(cloud, user.uid, 120)
+
+
+def test_messages_redelivered_after_their_ack_deadline_converge(proxied):
+    # Arrange: a checkpointed archive; Firestore goes away for 20 s, so deliveries retry
+    # (up to ~30 s) past the 10 s ack deadline and Pub/Sub hands the same messages out again
+    cloud, proxies = proxied
+    user = cloud.create_user()
+    members = make_instances(200, series=2)
+    upload_id = upload_bytes(cloud, user, zip_bytes(members), "acks.zip", "application/zip")
+    wait_for(lambda: len(file_results(cloud, upload_id)) >= 10, timeout=120,
+             what="ingest to be under way")
+    # Act
+    proxies["firestore"].cut()
+    try:
+        time.sleep(2 * OUTAGE_SECONDS)
+    finally:
+        proxies["firestore"].restore()
+    record = wait_final(cloud, upload_id, timeout=300)
+    # Assert: some message was received again while its first delivery was running, and the
+    # result is as if each had been delivered once
+    received = Counter(line["ce_id"] for line in cloud.log_lines("router")
+                       if line.get("message") == "received")
+    assert any(n >= 2 for n in received.values()), "no message was redelivered"
+    assert record["status"] == "complete", record
+    assert record["counts"]["stored"] == 200 and record["counts"]["total"] == 200
+    wait_for(lambda: len(instance_docs(cloud, user.uid)) == 200, timeout=180,
+             what="every instance indexed")
+    assert_consistent(cloud, user.uid, 200)
 
 
 def test_two_devices_uploading_the_same_study_at_once(proxied):
