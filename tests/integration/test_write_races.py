@@ -31,6 +31,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from tests.localcloud_fixture import LocalCloud, wait_for
+from tests.privacy_helpers import all_auth_users, all_documents, mentions
 from tests.retention_helpers import run_scheduled
 
 pytestmark = pytest.mark.localcloud
@@ -89,6 +90,20 @@ def erase_completely(clients: Any, uid: str, receipts: list[dict[str, Any]]) -> 
     return lambda: receipts.append(erasure.erase(clients, uid))
 
 
+def erased_everywhere(cloud: LocalCloud, clients: Any, uid: str) -> list[str]:
+    """The erasure test's inventory: every document of the project (any depth), every
+    object of the buckets in use (names and bytes) and every Auth user that still names
+    ``uid``."""
+    found = [d.path for d in all_documents(cloud) if mentions([uid], d.text + d.path)]
+    settings = clients.settings
+    for bucket in {*cloud.buckets.values(), settings.uploads_bucket, settings.instances_bucket,
+                   settings.derived_bucket}:
+        found += [f"{bucket}/{b.name}" for b in clients.storage.list_blobs(bucket)
+                  if mentions([uid], b.name) or mentions([uid], b.download_as_bytes())]
+    found += [f"auth/{u.uid}" for u in all_auth_users(cloud) if u.uid == uid]
+    return found
+
+
 def leftovers(clients: Any, uid: str) -> list[str]:
     """Every document owned by ``uid`` in the collections writers fill, and every object
     under ``{uid}/`` in the three buckets."""
@@ -119,6 +134,7 @@ def test_a_single_file_whose_owner_is_erased_while_it_spools_writes_nothing(clou
     assert receipts and receipts[0]["status"] == "completed"
     assert outcome == "erased"
     assert leftovers(clients, user.uid) == []
+    assert erased_everywhere(cloud, clients, user.uid) == []
 
 
 def test_the_indexer_writes_nothing_for_an_owner_erased_after_its_check(cloud):
@@ -140,6 +156,7 @@ def test_the_indexer_writes_nothing_for_an_owner_erased_after_its_check(cloud):
     assert receipts and receipts[0]["status"] == "completed"
     assert outcome == "erased"
     assert leftovers(clients, user.uid) == []
+    assert erased_everywhere(cloud, clients, user.uid) == []
 
 
 def test_settle_removes_a_preview_it_wrote_after_its_owner_was_erased(cloud):
@@ -166,6 +183,7 @@ def test_settle_removes_a_preview_it_wrote_after_its_owner_was_erased(cloud):
     assert receipts and receipts[0]["status"] == "completed"
     assert outcome == "settled"
     assert leftovers(clients, user.uid) == []
+    assert erased_everywhere(cloud, clients, user.uid) == []
 
 
 # --- Study deletion (item 3) ------------------------------------------------------------------
