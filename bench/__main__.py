@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated workload names (default: W1,W2)")
     parser.add_argument("--no-orthanc", action="store_true", help="skip the Orthanc anchor")
     parser.add_argument("--no-search", action="store_true", help="skip the 10,000-study search")
+    parser.add_argument("--no-viewer", action="store_true",
+                        help="skip the viewer's click-to-first-image figures (bench/viewer_bench.py)")
     parser.add_argument("--big-archive-gb", type=float, default=0.0,
                         help="also ingest an archive of about this many GB and report peak RSS")
     return parser.parse_args(argv)
@@ -67,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_test_cloud(cloud)
         shutil.rmtree(tmp, ignore_errors=True)
+    if not args.no_viewer:
+        from bench import viewer_bench
+
+        results["viewer"] = viewer_bench.run()
     report(results)
+    if "viewer" in results:
+        viewer_bench.report(results["viewer"])
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2, default=str))

@@ -9,8 +9,16 @@ import uuid
 
 import pytest
 
-from tests.e2e.viewer_data import (BIG_NAME, DEFLATED_NAME, JPEG_LS_NAME, SLICES, SLICES_NAME,
-                                   TRAILER_NAME, big_ct_series, series_zip)
+from tests.e2e.viewer_data import (
+    BIG_NAME,
+    DEFLATED_NAME,
+    JPEG_LS_NAME,
+    SLICES,
+    SLICES_NAME,
+    TRAILER_NAME,
+    big_ct_series,
+    series_zip,
+)
 from tests.e2e.viewer_scenarios import run_viewer_scenario
 from tests.e2e.webstack import run_scenario
 

@@ -204,11 +204,13 @@ const scenarios = {
     page.on('request', (r) => { if (isImage(r)) events.push({ kind: 'start', t: now() }); });
     page.on('requestfinished', (r) => { if (isImage(r)) events.push({ kind: 'done', t: now() }); });
     page.on('requestfailed', (r) => { if (isImage(r)) events.push({ kind: 'failed', t: now(), why: r.failure()?.errorText }); });
-    const cdp = await page.context().newCDPSession(page);
-    await cdp.send('Network.enable');
-    const bytesPerSecond = (args.mbitPerSecond * 1e6) / 8;
-    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: args.latencyMs ?? 0,
-      downloadThroughput: bytesPerSecond, uploadThroughput: bytesPerSecond });
+    if (args.mbitPerSecond) {
+      const cdp = await page.context().newCDPSession(page);
+      await cdp.send('Network.enable');
+      const bytesPerSecond = (args.mbitPerSecond * 1e6) / 8;
+      await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: args.latencyMs ?? 0,
+        downloadThroughput: bytesPerSecond, uploadThroughput: bytesPerSecond });
+    }
     t0.at = Date.now();
     await row.getByRole('link', { name: /^Open viewer: / }).click();
     await waitForImage(page, 120_000);
@@ -221,8 +223,10 @@ const scenarios = {
     const status = await page.getByTestId('viewer-status').textContent();
     await shot(page, '26-viewer-big-series-loading');
     let leftAt = null;
+    let loadedMs = null;
     if (args.waitForAll) {
       await page.waitForSelector('.viewer-page[data-loaded="true"]', { timeout: 600_000 });
+      loadedMs = now();
     } else {
       // Leave the series: the rest must not keep downloading.
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Studies' }).click();
@@ -231,7 +235,7 @@ const scenarios = {
       await page.waitForTimeout(args.afterLeaveMs ?? 1500);
     }
     const allDoneMs = events.filter((e) => e.kind === 'done').at(-1)?.t ?? null;
-    return { trace: trace.slice(0, 40), firstImageMs, doneAtFirst, countText, status, leftAt, allDoneMs,
+    return { trace: trace.slice(0, 40), firstImageMs, loadedMs, doneAtFirst, countText, status, leftAt, allDoneMs,
       startedAfterLeave: leftAt === null ? null : events.filter((e) => e.kind === 'start' && e.t > leftAt + 100).length,
       doneAfterLeave: leftAt === null ? null : events.filter((e) => e.kind === 'done' && e.t > leftAt + 100).length,
       failedAtLeave: events.filter((e) => e.kind === 'failed').map((e) => e.why),

@@ -112,6 +112,9 @@ export class DicomViewer {
   private tool: Tool = 'WindowLevel';
   private transcoder?: Transcoder;
   private wheelSum = 0;
+  private moveTimer = 0;
+  /** dwv reports its initial position while a data is put on screen: not a move. */
+  private showing = false;
   private budget = pixelBudgetBytes((navigator as Navigator & { deviceMemory?: number }).deviceMemory);
 
   constructor(private events: ViewerEvents = {}) {
@@ -292,7 +295,12 @@ export class DicomViewer {
       this.app.abortLoad(s.dataId);
     }
     s.dataId = dataId;
-    this.app.addDataViewConfig(dataId, new ViewConfig(this.divId));
+    this.showing = true;
+    try {
+      this.app.addDataViewConfig(dataId, new ViewConfig(this.divId));
+    } finally {
+      this.showing = false;
+    }
     this.app.setTool(this.tool);
     if (wl) this.controller()?.setWindowLevel(wl);
     if (!s.single) this.setIndex(s.current - s.window[0]);
@@ -382,18 +390,26 @@ export class DicomViewer {
     const direction = target > s.current ? 1 : -1;
     s.current = target;
     s.fetcher?.focus(target);
+    window.clearTimeout(this.moveTimer);
     if (target < s.window[0] || target >= s.window[1]) {
-      // Outside what is held: hold the window around it instead.
-      const previousWindow = s.window;
-      s.window = windowAround(s.items.length, target, s.capacity, direction);
-      if (s.volume && s.volumeId) {
-        this.hold(s, s.volume, previousWindow);
-        this.show(s, s.volumeId);
-      }
-      this.fetchMissing(s);
+      // Outside what is held: hold the window around it instead, once the person stops
+      // (dragging the slider across a long series would allocate a window per step).
+      this.moveTimer = window.setTimeout(() => this.moveWindow(s, direction), 100);
     } else {
       this.setIndex(target - s.window[0]);
     }
+    this.emit();
+  }
+
+  private moveWindow(s: Session, direction: 1 | -1): void {
+    if (this.session !== s || (s.current >= s.window[0] && s.current < s.window[1])) return;
+    const previousWindow = s.window;
+    s.window = windowAround(s.items.length, s.current, s.capacity, direction);
+    if (s.volume && s.volumeId) {
+      this.hold(s, s.volume, previousWindow);
+      this.show(s, s.volumeId);
+    }
+    this.fetchMissing(s);
     this.emit();
   }
 
@@ -413,6 +429,7 @@ export class DicomViewer {
   private onPosition(): void {
     const s = this.session;
     const vc = this.controller();
+    if (this.showing) return;
     if (s && !s.single && s.volume && vc?.canScroll()) {
       const k = vc.getCurrentIndex().get(vc.getScrollDimIndex()) ?? 0;
       s.current = s.window[0] + k;
@@ -487,6 +504,7 @@ export class DicomViewer {
 
   destroy(): void {
     window.removeEventListener('resize', this.onResize);
+    window.clearTimeout(this.moveTimer);
     this.stop();
     this.transcoder?.terminate();
     try {
