@@ -1,5 +1,5 @@
-"""Uploading through the real path in tests: create_upload over HTTP, bytes through the
-resumable session, then waiting for the upload record to be final."""
+"""Uploading through the real path in tests: real CT instances to upload, create_upload over
+HTTP, bytes through the resumable session, then waiting for the upload record to be final."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import requests
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
 from tests.localcloud_fixture import LocalCloud, User, wait_for
 
@@ -62,6 +65,29 @@ def zip_bytes(members: list[tuple[str, bytes]], compression: int = zipfile.ZIP_D
         for name, data in members:
             archive.writestr(name, data)
     return buf.getvalue()
+
+
+def make_instances(count: int, *, series: int = 1, patient_name: str = "Doe^Jane",
+                   patient_id: str = "PID-1") -> list[tuple[str, bytes]]:
+    """``count`` distinct real CT instances (CT_small with fresh UIDs), in ``series`` series."""
+    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    study_uid = generate_uid()
+    series_uids = [generate_uid() for _ in range(series)]
+    members = []
+    for i in range(count):
+        ds = template.copy()
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uids[i % series]
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = i + 1
+        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
+        ds.PatientName = patient_name
+        ds.PatientID = patient_id
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        members.append((f"img{i:05d}.dcm", buf.getvalue()))
+    return members
 
 
 def instance_docs(cloud: LocalCloud, uid: str) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
-"""Helpers of the privacy tests: calls to the ``privacy-requests`` function, stale tokens,
-seeded studies, and an inventory of everything the emulators hold for a test project
-(every Firestore document at any depth, every object of the three buckets, every Auth
-user), independent of the registry it is used to check."""
+"""Helpers of the privacy tests: calls to the ``privacy-requests`` function (and to
+``sign-link``), stale tokens, seeded studies and users, and an inventory of everything the
+emulators hold for a test project (every Firestore document at any depth, every object of
+the three buckets, every Auth user), independent of the registry it is used to check."""
 
 from __future__ import annotations
 
@@ -41,16 +41,6 @@ def ok(resp: requests.Response, status: int = 200) -> dict:
     return resp.json()
 
 
-def fetch(url: str) -> requests.Response:
-    """GET a signed URL from fake-gcs-server as issued; an emulator started without
-    ``-public-host`` serves path-style downloads only to its default public host, so a 404
-    is asked again naming it (same address, path and query)."""
-    resp = requests.get(url, timeout=120)
-    if resp.status_code == 404:
-        resp = requests.get(url, timeout=120, headers={"Host": "storage.googleapis.com"})
-    return resp
-
-
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -63,6 +53,12 @@ def stale_token(user: User, age_seconds: int = 600) -> str:
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["auth_time"] = int(time.time()) - age_seconds
     return ".".join([header, _b64url(json.dumps(claims).encode()), signature])
+
+
+def sign_link(cloud: LocalCloud, route: str, user: User | None = None, body: Any = None,
+              method: str = "POST") -> requests.Response:
+    """A call to the ``sign-link`` function (manifests, shares), as the privacy tests make it."""
+    return call(cloud, route, user, method, body, function="sign-link")
 
 
 def create_profile(cloud: LocalCloud, user: User, name: str = "Test User") -> dict:
@@ -84,6 +80,14 @@ def wait_receipt(cloud: LocalCloud, receipt_id: str, timeout: float = 240) -> di
         return receipt if receipt and receipt["status"] == "completed" else None
 
     return wait_for(done, timeout=timeout, interval=0.5, what="erasure receipt")
+
+
+def wait_upload_refused(cloud: LocalCloud, upload_id: str, what: str) -> None:
+    """Wait until the finalize handler refused the upload because its owner is erased."""
+    wait_for(lambda: any(line.get("event") == "upload_refused" and line.get("code") == "erased"
+                         and line.get("upload_id") == upload_id
+                         for line in cloud.log_lines("on-upload-finalized")),
+             timeout=120, what=what)
 
 
 # --- Seeded studies (documents and objects as ingest writes them) -----------------------------
@@ -132,6 +136,18 @@ def seed_study(cloud: LocalCloud, uid: str, patient_id: str = "PID-SEED", count:
     study_ref.set({"owner": uid, "PatientID": patient_id, "StudyDate": "20240101",
                    "series_count": 1, "instance_count": count, "modalities": ["CT"]})
     return seeded
+
+
+def seed_user(cloud: LocalCloud, pid: str) -> tuple[User, str]:
+    """A user with a profile, a seeded study of patient ``pid``, a share and a manifest of
+    it, and analytics consent. Returns the user and the study key."""
+    user = cloud.create_user()
+    create_profile(cloud, user)
+    study = seed_study(cloud, user.uid, patient_id=pid)
+    ok(sign_link(cloud, "shares", user, {"study_id": study.study_key}))
+    ok(sign_link(cloud, "manifest", user, {"study_id": study.study_key}))
+    ok(call(cloud, "consent", user, body={"analytics": True}))
+    return user, study.study_key
 
 
 # --- Inventory -------------------------------------------------------------------------------

@@ -80,14 +80,15 @@ def _dicom_variant(mutate) -> bytes:
 
 def _deep_sequence(depth: int) -> bytes:
     # Built as raw bytes: pydicom's own writer is not meant for hostile nesting.
-    from tests.unit.test_dicom_header import identity, image, nested_undefined, part10
+    from tests.dicom_builders import identity, image, nested_undefined, part10
 
     return part10(identity() + nested_undefined(depth) + image())
 
 
 def _huge_length() -> bytes:
     data = bytearray(CT)
-    tag = b"\x10\x00\x10\x00"  # (0010,0010) PatientName, explicit VR little endian: 'PN' + 2-byte len
+    # (0010,0010) PatientName, explicit VR little endian: 'PN' + 2-byte length
+    tag = b"\x10\x00\x10\x00"
     at = data.index(tag, 132)
     # Rewrite as an element whose 4-byte length claims nearly 4 GiB (UN VR allows it).
     data[at + 4:at + 8] = b"UN\x00\x00"
@@ -129,7 +130,8 @@ DICOMS = [
     ("deep_sequences", lambda: _deep_sequence(300), {"corrupt", "too_large"}),
     ("deflate_bomb", _deflate_bomb, {"deflate_bomb", "too_large"}),
     ("polyglot", lambda: b"PK\x03\x04" + CT[4:], {"polyglot"}),
-    ("no_uids", lambda: _dicom_variant(lambda ds: delattr(ds, "SeriesInstanceUID")), {"missing_uid"}),
+    ("no_uids", lambda: _dicom_variant(lambda ds: delattr(ds, "SeriesInstanceUID")),
+     {"missing_uid"}),
 ]
 
 

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
 
 from tests.ingest_helpers import (
     file_results,
     instance_docs,
     instance_objects,
+    make_instances,
     upload_bytes,
     wait_final,
     wait_settled,
@@ -28,29 +27,6 @@ from tests.ingest_helpers import (
 from tests.localcloud_fixture import start_test_cloud, stop_test_cloud, wait_for
 
 pytestmark = pytest.mark.localcloud
-
-
-def make_instances(count: int, *, series: int = 1, patient_name: str = "Doe^Jane",
-                   patient_id: str = "PID-1") -> list[tuple[str, bytes]]:
-    """``count`` distinct real CT instances (CT_small with fresh UIDs), in ``series`` series."""
-    template = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    study_uid = generate_uid()
-    series_uids = [generate_uid() for _ in range(series)]
-    members = []
-    for i in range(count):
-        ds = template.copy()
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uids[i % series]
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.InstanceNumber = i + 1
-        ds.ImagePositionPatient = [0.0, 0.0, float(i)]
-        ds.PatientName = patient_name
-        ds.PatientID = patient_id
-        buf = io.BytesIO()
-        ds.save_as(buf, enforce_file_format=True)
-        members.append((f"img{i:05d}.dcm", buf.getvalue()))
-    return members
 
 
 def _assert_one_object_and_doc_per_instance(cloud, uid: str, expected: int) -> None:
@@ -180,7 +156,8 @@ def test_checkpointed_batches_continue_through_pubsub(short_deadline_cloud):
     record = wait_final(cloud, upload_id, timeout=240)
     checkpoints = [line for line in cloud.log_lines("on-upload-finalized")
                    + cloud.log_lines("continue-upload")
-                   if line.get("event") == "upload_checkpoint" and line.get("upload_id") == upload_id]
+                   if line.get("event") == "upload_checkpoint"
+                   and line.get("upload_id") == upload_id]
     assert len(checkpoints) >= 2
     assert record["status"] == "complete" and record["counts"]["stored"] == 400
     _assert_one_object_and_doc_per_instance(cloud, user.uid, 400)

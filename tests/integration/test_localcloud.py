@@ -13,6 +13,7 @@ import pytest
 
 from localcloud import config, scheduler
 from tests.localcloud_fixture import wait_for
+from tests.rules_matrix import assert_owner_reads_only, assert_reads
 
 pytestmark = pytest.mark.localcloud
 
@@ -120,11 +121,9 @@ def test_firestore_rules_deny_by_default(clean_firestore):
     cloud.clients().firestore.collection("users").document(owner.uid).set({"owner": owner.uid})
     cloud.clients().firestore.collection("unlisted").document("x").set({"owner": owner.uid})
     # Act / Assert
-    assert cloud.firestore_rest(f"users/{owner.uid}", None).status_code == 403
-    assert cloud.firestore_rest(f"users/{owner.uid}", other.id_token).status_code == 403
-    assert cloud.firestore_rest(f"users/{owner.uid}", owner.id_token).status_code == 200
+    assert_owner_reads_only(cloud, f"users/{owner.uid}", owner, other)
     # A collection no rule names is closed even to the document's owner.
-    assert cloud.firestore_rest("unlisted/x", owner.id_token).status_code == 403
+    assert_reads(cloud, "unlisted/x", denied=(owner,))
 
 
 def test_function_refuses_to_start_deployed_with_emulator_variables(tmp_path):

@@ -11,15 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.privacy_helpers import seed_study, wipe
+from tests.privacy_helpers import seed_study
 
-pytestmark = pytest.mark.localcloud
+pytestmark = [pytest.mark.localcloud, pytest.mark.usefixtures("leave_project_empty")]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _leave_the_project_empty(cloud):
-    yield
-    wipe(cloud)
 PACS = str(Path(sys.executable).parent / "pacs")
 
 

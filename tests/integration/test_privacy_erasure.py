@@ -14,8 +14,8 @@ deletion, an export), then:
   and token are dead, and A's Auth user is gone; an upload arriving afterwards writes
   nothing.
 
-Then: a crash halfway through an erasure and a retry through the job end with nothing left;
-one failing location never stops the others.
+The inventory check itself is shown not to be vacuous. How erasure recovers from crashes
+and failing locations: ``test_privacy_erasure_recovery.py``.
 """
 
 from __future__ import annotations
@@ -25,16 +25,15 @@ import io
 import json
 import uuid
 import zipfile
-from dataclasses import replace
 
 import pydicom
 import pytest
 import requests
-from pacs.privacy import erasure, personal_data
-from pacs.privacy import requests as privacy_requests
+from pacs.privacy import personal_data
 
 from tests.ingest_helpers import (
     instance_docs,
+    make_instances,
     put_session,
     start_upload,
     upload_bytes,
@@ -42,35 +41,24 @@ from tests.ingest_helpers import (
     wait_settled,
     zip_bytes,
 )
-from tests.integration.test_ingest_faults import make_instances
-from tests.localcloud_fixture import LocalCloud, User, wait_for
+from tests.localcloud_fixture import LocalCloud, User
 from tests.privacy_helpers import (
     all_auth_users,
     all_documents,
     all_objects,
     call,
-    clear_buckets,
     create_profile,
-    fetch,
     mentions,
     ok,
-    seed_study,
+    seed_user,
+    sign_link,
     wait_receipt,
     wait_request,
-    wipe,
+    wait_upload_refused,
 )
+from tests.sign_link_helpers import fetch
 
-pytestmark = pytest.mark.localcloud
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _leave_the_project_empty(cloud):
-    yield
-    wipe(cloud)
-
-
-def _sign_link(cloud, route, user=None, body=None, method="POST"):
-    return call(cloud, route, user, method, body, function="sign-link")
+pytestmark = [pytest.mark.localcloud, pytest.mark.usefixtures("leave_project_empty")]
 
 
 def _studies(cloud, user, **params):
@@ -116,9 +104,9 @@ def _assert_registry_covers(cloud: LocalCloud, user: User, needles: list[str]) -
     assert any(u.uid == user.uid for u in users) and auth_found
 
 
-def _check_export(cloud, user, request, needles_self, needles_other) -> None:
+def _check_export(cloud, user, request, download_url, needles_self, needles_other) -> None:
     result = request["result"]
-    data = fetch(result["download_url"]).content
+    data = fetch(download_url).content
     assert len(data) == result["size"] and hashlib.sha256(data).hexdigest() == result["sha256"]
     recorded = {d["object"]: d["sha256"] for d in instance_docs(cloud, user.uid)}
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -155,12 +143,6 @@ def _check_export(cloud, user, request, needles_self, needles_other) -> None:
     assert mentions(needles_other, everything) == [], "another user's data in the export"
 
 
-@pytest.fixture
-def empty_cloud(cloud_env, clean_firestore):
-    clear_buckets(cloud_env)
-    return cloud_env
-
-
 def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
     cloud = empty_cloud
     tag = uuid.uuid4().hex[:8]
@@ -194,16 +176,16 @@ def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
                        timeout=120))
     [study_b] = [s["id"] for s in _studies(cloud, b)]
     # Links, shares, access records.
-    manifest = ok(_sign_link(cloud, "manifest", a, {"study_id": kept_study}))
+    manifest = ok(sign_link(cloud, "manifest", a, {"study_id": kept_study}))
     series_id = manifest["series"][0]["series_id"]
-    page = ok(_sign_link(cloud, "series", a, {"study_id": kept_study, "series_id": series_id}))
+    page = ok(sign_link(cloud, "series", a, {"study_id": kept_study, "series_id": series_id}))
     old_urls = [page["instances"][0]["url"]]
     if manifest["series"][0]["preview"].get("url"):
         old_urls.append(manifest["series"][0]["preview"]["url"])
-    share_a = ok(_sign_link(cloud, "shares", a, {"study_id": kept_study}))
-    ok(_sign_link(cloud, "share/manifest", body={"token": share_a["token"]}))
-    share_b = ok(_sign_link(cloud, "shares", b, {"study_id": study_b}))
-    ok(_sign_link(cloud, "share/manifest", body={"token": share_b["token"]}))
+    share_a = ok(sign_link(cloud, "shares", a, {"study_id": kept_study}))
+    ok(sign_link(cloud, "share/manifest", body={"token": share_a["token"]}))
+    share_b = ok(sign_link(cloud, "shares", b, {"study_id": study_b}))
+    ok(sign_link(cloud, "share/manifest", body={"token": share_b["token"]}))
     # Consent and analytics, restriction and its lifting, rectification.
     ok(call(cloud, "consent", a, body={"analytics": True}))
     ok(call(cloud, "analytics", a, body={"event": "study_opened", "study_id": kept_study}))
@@ -218,8 +200,10 @@ def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
     request = ok(call(cloud, "requests", fresh_a, body={"type": "export"}), 202)["request"]
     exported = wait_request(cloud, fresh_a, request["id"])
     assert exported["status"] == "completed", exported
-    old_urls.append(exported["result"]["download_url"])
-    _check_export(cloud, a, exported, needles_a, needles_b)
+    # No link is stored: POST /requests/{id}/download mints one (test_privacy_hardening).
+    link = ok(call(cloud, f"requests/{request['id']}/download", fresh_a))["download_url"]
+    old_urls.append(link)
+    _check_export(cloud, a, exported, link, needles_a, needles_b)
 
     # The registry covers every location, and finds everything that names A.
     _assert_registry_covers(cloud, a, needles_a)
@@ -237,10 +221,7 @@ def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
     receipt_id = answer["request"]["receipt_id"]
     receipt = wait_receipt(cloud, receipt_id)
     put_session(late_session["session_url"], late)  # arrives after the erasure
-    wait_for(lambda: any(line.get("event") == "upload_refused" and line.get("code") == "erased"
-                         and line.get("upload_id") == late_session["upload_id"]
-                         for line in cloud.log_lines("on-upload-finalized")),
-             timeout=120, what="the late upload to be refused")
+    wait_upload_refused(cloud, late_session["upload_id"], "the late upload to be refused")
 
     # Nothing anywhere names A.
     docs, objects = all_documents(cloud), all_objects(cloud)
@@ -258,11 +239,11 @@ def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
     assert sorted((o.bucket, o.name, hashlib.sha256(o.data).hexdigest()) for o in objects
                   if mentions(needles_b, o.name) or mentions(needles_b, o.data)) == b_objects
     assert any(u.uid == b.uid for u in users)
-    ok(_sign_link(cloud, "share/manifest", body={"token": share_b["token"]}))
+    ok(sign_link(cloud, "share/manifest", body={"token": share_b["token"]}))
     # A's old URLs, share link and token are dead.
     for url in old_urls:
         assert fetch(url).status_code == 404
-    assert _sign_link(cloud, "share/manifest", body={"token": share_a["token"]}).status_code == 404
+    assert sign_link(cloud, "share/manifest", body={"token": share_a["token"]}).status_code == 404
     assert call(cloud, "requests", fresh_a, "GET").status_code == 401
     # The receipt: what, how many, when; nothing that names A.
     assert receipt["status"] == "completed" and receipt["failed"] == []
@@ -276,134 +257,12 @@ def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
     assert receipt_id not in (a.uid, a.email)
 
 
-def _crash(subject):
-    raise Crash("the worker died here")
-
-
-class Crash(BaseException):
-    """Not an Exception: nothing in the erasure catches it, like a killed process."""
-
-
-def _seed_user(cloud: LocalCloud, pid: str) -> tuple[User, str]:
-    user = cloud.create_user()
-    create_profile(cloud, user)
-    study = seed_study(cloud, user.uid, patient_id=pid)
-    ok(_sign_link(cloud, "shares", user, {"study_id": study.study_key}))
-    ok(_sign_link(cloud, "manifest", user, {"study_id": study.study_key}))
-    ok(call(cloud, "consent", user, body={"analytics": True}))
-    return user, study.study_key
-
-
-def _nothing_left(cloud: LocalCloud, needles: list[str]) -> None:
-    docs = [d.path for d in all_documents(cloud) if mentions(needles, d.text + d.path)]
-    objects = [o.name for o in all_objects(cloud)
-               if mentions(needles, o.name) or mentions(needles, o.data)]
-    assert docs == [] and objects == []
-
-
-def test_erasure_crashing_halfway_then_retried_ends_with_nothing_left(empty_cloud):
-    from firebase_admin import auth
-
-    cloud = empty_cloud
-    pid = f"PIDC{uuid.uuid4().hex[:8]}"
-    user, study = _seed_user(cloud, pid)
-    other, _ = _seed_user(cloud, f"PIDO{uuid.uuid4().hex[:8]}")
-    clients, settings = cloud.clients(), cloud.settings()
-    fs = clients.firestore
-    request_id, _ = privacy_requests.create(fs, user.uid, "erasure", settings, privacy_requests.utc_now(),
-                                   receipt_id=erasure.receipt_id(settings, user.uid))
-    crashing = tuple(replace(loc, delete=_crash) if loc.name == "studies" else loc
-                     for loc in personal_data.LOCATIONS)
-    # Act 1: the worker dies halfway.
-    with pytest.raises(Crash):
-        erasure.erase(clients, user.uid, request_id=request_id, locations=crashing)
-    marker = erasure.marker_ref(fs, settings, user.uid).get().to_dict()
-    assert marker["status"] == "in_progress"
-    assert marker["steps"]["instance_objects"] == "done" and "studies" not in marker["steps"]
-    assert fs.collection("studies").document(study).get().exists  # not reached
-    assert list(clients.storage.list_blobs(cloud.buckets["instances"], prefix=f"{user.uid}/")) == []
-    assert auth.get_user(user.uid, app=clients.firebase_app).disabled is True
-    request = fs.collection("privacy_requests").document(request_id).get().to_dict()
-    assert request["status"] == "in_progress" and request["progress"]["shares"] == "done"
-    # Act 2: the retry (what Pub/Sub redelivery or resume_stalled does) through the job.
-    privacy_requests.publish_job(clients, request_id, user.uid, "erasure")
-    receipt = wait_receipt(cloud, erasure.receipt_id(settings, user.uid))
-    # Assert
-    assert receipt["attempts"] == 2 and receipt["locations"]["studies"] == "done"
-    _nothing_left(cloud, [user.uid, user.email, pid])
-    with pytest.raises(auth.UserNotFoundError):
-        auth.get_user(user.uid, app=clients.firebase_app)
-    assert auth.get_user(other.uid, app=clients.firebase_app).disabled is False
-    # Idempotent: once more changes nothing and fails nothing.
-    again = erasure.erase(clients, user.uid)
-    assert again["status"] == "completed" and again["deleted"] == receipt["deleted"]
-
-
-def test_one_failing_location_never_stops_the_others(empty_cloud):
-    cloud = empty_cloud
-    pid = f"PIDF{uuid.uuid4().hex[:8]}"
-    user, study = _seed_user(cloud, pid)
-    clients, settings = cloud.clients(), cloud.settings()
-    fs = clients.firestore
-    # Let the seeded objects' finalize events be handled first: once the erasure marker
-    # exists, the indexer itself deletes late-arriving objects, which this test must not see.
-    objects = list(clients.storage.list_blobs(cloud.buckets["instances"], prefix=f"{user.uid}/"))
-    wait_for(lambda: sum(1 for line in cloud.log_lines("on-instance-finalized")
-                         if line.get("event") == "instance_indexed"
-                         and line.get("uid") == user.uid) >= len(objects),
-             timeout=60, what="seeded objects to be indexed")
-    # The retention job's reconcile cursor happens to stop at one of the user's objects.
-    cursor = fs.collection("retention_state").document("reconcile")
-    cursor.set({"phase": "instances", "cursor": f"{user.uid}/{study}/x.dcm"})
-
-    def broken(subject):
-        raise RuntimeError("storage unavailable")
-
-    failing = tuple(replace(loc, delete=broken) if loc.name == "instance_objects" else loc
-                    for loc in personal_data.LOCATIONS)
-    with pytest.raises(erasure.ErasureIncomplete):
-        erasure.erase(clients, user.uid, locations=failing)
-    marker = erasure.marker_ref(fs, settings, user.uid).get().to_dict()
-    assert marker["failed"] == ["instance_objects"] and marker["status"] == "in_progress"
-    assert all(state == "done" for name, state in marker["steps"].items()
-               if name not in ("instance_objects", personal_data.REQUESTS))
-    assert not fs.collection("studies").document(study).get().exists  # later ones ran
-    assert not fs.collection("users").document(user.uid).get().exists
-    assert list(clients.storage.list_blobs(cloud.buckets["instances"], prefix=f"{user.uid}/"))
-    receipt = erasure.erase(clients, user.uid)
-    assert receipt["status"] == "completed" and receipt["failed"] == []
-    _nothing_left(cloud, [user.uid, user.email, pid])
-    assert cursor.get().to_dict() == {"phase": "instances", "cursor": None}
-
-
-def test_upload_arriving_after_the_marker_writes_nothing(empty_cloud):
-    cloud = empty_cloud
-    user = cloud.create_user()
-    data = make_instances(1, patient_id=f"PIDL{uuid.uuid4().hex[:8]}")[0][1]
-    session = ok(start_upload(cloud, user, "late.dcm", len(data), "application/dicom"))
-    clients, settings = cloud.clients(), cloud.settings()
-    erasure.write_marker(clients.firestore, settings, user.uid, "user_request",
-                         privacy_requests.utc_now())
-    put_session(session["session_url"], data)
-    wait_for(lambda: any(line.get("event") == "upload_refused" and line.get("code") == "erased"
-                         and line.get("upload_id") == session["upload_id"]
-                         for line in cloud.log_lines("on-upload-finalized")),
-             timeout=120, what="the upload to be refused")
-    upload = clients.firestore.collection("uploads").document(session["upload_id"])
-    wait_for(lambda: not list(clients.storage.list_blobs(cloud.buckets["uploads"],
-                                                         prefix=f"{user.uid}/")),
-             what="the object to be deleted")
-    assert upload.get().to_dict()["status"] == "pending"  # nothing written about it
-    assert list(upload.collection("files").stream()) == []
-    assert list(clients.storage.list_blobs(cloud.buckets["instances"], prefix=f"{user.uid}/")) == []
-
-
 def test_the_guard_fails_on_data_the_registry_does_not_know(empty_cloud):
     """The inventory check is not vacuous: a new collection, a stray object, or a document
     in a known collection that the registry's query would not find all fail it."""
     cloud = empty_cloud
     pid = f"PIDG{uuid.uuid4().hex[:8]}"
-    user, _ = _seed_user(cloud, pid)
+    user, _ = seed_user(cloud, pid)
     needles = [user.uid, user.email, pid]
     _assert_registry_covers(cloud, user, needles)  # clean to begin with
     fs, storage = cloud.clients().firestore, cloud.clients().storage

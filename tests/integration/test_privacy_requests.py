@@ -5,11 +5,9 @@ consent gating of analytics, and the rules matrix of the new collections."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 from pacs.privacy import erasure
 
 from tests.privacy_helpers import (
@@ -20,16 +18,18 @@ from tests.privacy_helpers import (
     stale_token,
     wait_receipt,
     wait_request,
-    wipe,
+)
+from tests.rules_matrix import (
+    assert_owner_reads_only,
+    assert_queries,
+    assert_reads,
+    assert_writes_denied,
+    owner_query,
+    seed_matrix,
+    unfiltered_query,
 )
 
-pytestmark = pytest.mark.localcloud
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _leave_the_project_empty(cloud):
-    yield
-    wipe(cloud)
+pytestmark = [pytest.mark.localcloud, pytest.mark.usefixtures("leave_project_empty")]
 
 
 def _time(text: str) -> datetime:
@@ -251,52 +251,31 @@ NOBODY = {
 
 @pytest.fixture
 def seeded_rules(clean_firestore):
-    cloud = clean_firestore
-    owner, other = cloud.create_user(), cloud.create_user()
-    values = {"uid": owner.uid, "r": uuid.uuid4().hex}
-    fs = cloud.clients().firestore
-    for path in {**OWNER_READABLE, **NOBODY}.values():
-        fs.document(path.format(**values)).set({"owner": owner.uid, "marker": "x"})
-    return cloud, owner, other, values
+    return seed_matrix(clean_firestore, {**OWNER_READABLE, **NOBODY}.values(), keys=("r",))
 
 
 @pytest.mark.parametrize("row", sorted(OWNER_READABLE))
 def test_rules_owner_reads_own_only(seeded_rules, row):
-    cloud, owner, other, values = seeded_rules
-    path = OWNER_READABLE[row].format(**values)
-    assert cloud.firestore_rest(path, None).status_code == 403
-    assert cloud.firestore_rest(path, other.id_token).status_code == 403
-    assert cloud.firestore_rest(path, owner.id_token).status_code == 200
+    rules = seeded_rules
+    assert_owner_reads_only(rules.cloud, rules.path(OWNER_READABLE[row]), rules.owner, rules.other)
 
 
 @pytest.mark.parametrize("row", sorted(NOBODY))
 def test_rules_no_client_reads_receipts_or_counters(seeded_rules, row):
-    cloud, owner, other, values = seeded_rules
-    path = NOBODY[row].format(**values)
-    for token in (None, other.id_token, owner.id_token):
-        assert cloud.firestore_rest(path, token).status_code == 403
+    rules = seeded_rules
+    assert_reads(rules.cloud, rules.path(NOBODY[row]), denied=rules.callers)
 
 
 @pytest.mark.parametrize("row", sorted({**OWNER_READABLE, **NOBODY}))
 def test_rules_no_client_writes(seeded_rules, row):
-    cloud, owner, _, values = seeded_rules
-    path = {**OWNER_READABLE, **NOBODY}[row].format(**values)
-    url = (f"http://{cloud.env['FIRESTORE_EMULATOR_HOST']}/v1/projects/{cloud.project}"
-           f"/databases/(default)/documents/{path}")
-    headers = {"Authorization": f"Bearer {owner.id_token}"}
-    resp = requests.patch(url, json={"fields": {"restricted": {"booleanValue": False}}},
-                          headers=headers, timeout=10)
-    assert resp.status_code == 403
-    assert requests.delete(url, headers=headers, timeout=10).status_code == 403
+    rules = seeded_rules
+    assert_writes_denied(rules.cloud, rules.path({**OWNER_READABLE, **NOBODY}[row]), (rules.owner,),
+                         {"restricted": {"booleanValue": False}})
 
 
 def test_rules_owner_lists_own_requests_only(seeded_rules):
-    cloud, owner, other, _ = seeded_rules
-    query = {"from": [{"collectionId": "privacy_requests"}],
-             "where": {"fieldFilter": {"field": {"fieldPath": "owner"}, "op": "EQUAL",
-                                       "value": {"stringValue": owner.uid}}}}
-    resp = cloud.firestore_query("", query, owner.id_token)
-    assert resp.status_code == 200 and sum(1 for r in resp.json() if "document" in r) == 1
-    assert cloud.firestore_query("", query, other.id_token).status_code == 403
-    unfiltered = {"from": [{"collectionId": "privacy_requests"}]}
-    assert cloud.firestore_query("", unfiltered, owner.id_token).status_code == 403
+    rules = seeded_rules
+    found = assert_queries(rules.cloud, owner_query("privacy_requests", rules.owner.uid),
+                           allowed=(rules.owner,), denied=(rules.other,))
+    assert len(found) == 1
+    assert_queries(rules.cloud, unfiltered_query("privacy_requests"), denied=(rules.owner,))

@@ -26,6 +26,7 @@ from pydicom.data import get_testdata_file
 from localcloud import config
 from tests.ingest_helpers import upload_bytes, wait_final, wait_settled
 from tests.localcloud_fixture import LocalCloud, User, wait_for
+from tests.rules_matrix import assert_reads
 
 pytestmark = pytest.mark.localcloud
 
@@ -210,8 +211,7 @@ def test_delete_removes_everything_of_the_study_and_nothing_else(clean_firestore
     assert [r["study_key"] for r in results if r.get("study_key")] == [kept.key]
     # The owner reads the record under the rules; nobody else does.
     record_path = f"deletions/{deletion['id']}"
-    assert cloud.firestore_rest(record_path, alice.id_token).status_code == 200
-    assert cloud.firestore_rest(record_path, bob.id_token).status_code == 403
+    assert_reads(cloud, record_path, allowed=(alice,), denied=(bob,))
     # Idempotent: again, the same record (nothing more deleted, one more attempt).
     again = delete_http(cloud, alice, doomed.key)
     assert again.status_code == 200
@@ -289,8 +289,12 @@ def test_an_upload_still_processing_holds_the_deletion_open(clean_firestore):
     busy = _upload(cloud, alice.uid, [{"status": "stored", "study_key": doomed.key}],
                    status="processing")
     resp = delete_http(cloud, alice, doomed.key)
-    assert resp.status_code == 503 and resp.json()["error"] == "deletion_incomplete"
-    assert deletion_record(cloud, alice.uid, doomed.key)["failed"] == ["uploads"]
+    # Accepted, not failed: it finishes by itself once the upload is final.
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["deletion"]["status"] == "in_progress"
+    assert resp.json()["deletion"]["waiting_for"] == "upload"
+    record = deletion_record(cloud, alice.uid, doomed.key)
+    assert record["failed"] == [] and record["steps"]["uploads"] == "waiting"
     # Its results still point at the study (they are how the retry finds the upload).
     files = cloud.clients().firestore.collection("uploads").document(busy).collection("files")
     assert any(f.to_dict().get("study_key") == doomed.key for f in files.stream())
@@ -324,8 +328,8 @@ def test_cli_finds_shows_and_deletes_an_uploaded_study(cloud, tmp_path):
     wait_settled(cloud, user.uid, 1)
     fs = cloud.clients().firestore
     [study_key] = wait_for(lambda: [s.id for s in fs.collection("studies").where(
-        filter=FieldFilter("owner", "==", user.uid)).stream() if (s.to_dict()["search"].get("modalities")
-                                              == ["CT"] and s.to_dict().get("preview"))],
+        filter=FieldFilter("owner", "==", user.uid)).stream()
+        if s.to_dict()["search"].get("modalities") == ["CT"] and s.to_dict().get("preview")],
         what="the study to settle")
     env = cloud.cli_env(tmp_path / "home")
 

@@ -1,22 +1,19 @@
 """Every query the retention jobs run is served by ``firestore.indexes.json``.
 
-The shapes come from the real query objects (``shape_of`` of the search index check). A
+The shapes come from the real query objects (``shape_of`` of ``tests/index_shapes.py``). A
 collection-group query on one field needs that field's collection-group single-field
 index, which the file declares as a field override.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from pacs.retention import links, logs, reconcile, runner, trends, uploads
 
-from tests.unit.test_search_indexes import INDEX_FILE, Shape, problem, shape_of
+from tests.index_shapes import Shape, problem, shape_of
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -40,16 +37,6 @@ def served(spec: dict[str, Any], shape: Shape) -> bool:
     if shape.scope == "COLLECTION_GROUP" and len(shape.fields()) == 1:
         return collection_group_field_served(spec, shape)
     return problem(spec, shape) is None
-
-
-@pytest.fixture(scope="module")
-def spec() -> dict[str, Any]:
-    return json.loads(INDEX_FILE.read_text())
-
-
-@pytest.fixture(scope="module")
-def client() -> firestore.Client:
-    return firestore.Client(project="demo-index-check", credentials=AnonymousCredentials())
 
 
 def retention_queries(client: firestore.Client) -> list[Any]:
