@@ -10,8 +10,8 @@ import time
 
 import requests
 
-from tests.integration.test_search import seed
 from tests.localcloud_fixture import LocalCloud
+from tests.search_helpers import seed
 
 QUERIES = [{"name": "a"}, {"modality": "CT"}, {"date_from": "20000101", "date_to": "20301231"},
            {"name": "m", "modality": "MR"}, {}]

@@ -25,7 +25,6 @@ from tests.search_helpers import (
     Study,
     folded_words,
     oracle,
-    seed,  # noqa: F401 - bench/search_bench.py imports it from here
 )
 
 pytestmark = pytest.mark.localcloud
