@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -61,6 +62,35 @@ def proxied(tmp_path_factory):
     os.environ.update(saved)
 
 
+def unreachable_for(proxy: TcpProxy, seconds: float) -> None:
+    """The proxied service away for ``seconds``, then back."""
+    proxy.cut()
+    try:
+        time.sleep(seconds)
+    finally:
+        proxy.restore()
+
+
+def archive_under_way(cloud: LocalCloud, user: Any, count: int, name: str) -> str:
+    """Upload an archive of ``count`` instances in 2 series; return once ingest has
+    recorded 10 results."""
+    upload_id = upload_bytes(cloud, user, zip_bytes(make_instances(count, series=2)), name,
+                             "application/zip")
+    wait_for(lambda: len(file_results(cloud, upload_id)) >= 10, timeout=120,
+             what="ingest to be under way")
+    return upload_id
+
+
+def assert_complete(cloud: LocalCloud, user: Any, upload_id: str, count: int) -> None:
+    """The upload complete with every instance stored, then indexed once, consistently."""
+    record = wait_final(cloud, upload_id, timeout=300)
+    assert record["status"] == "complete", record
+    assert record["counts"]["stored"] == count and record["counts"]["total"] == count
+    wait_for(lambda: len(instance_docs(cloud, user.uid)) == count, timeout=180,
+             what="every instance indexed")
+    assert_consistent(cloud, user.uid, count)
+
+
 def assert_consistent(cloud: LocalCloud, uid: str, expected: int) -> None:
     """Every instance stored once and indexed once, under a study and series that exist,
     with settled counts that match; no result says stored without its object."""
@@ -89,23 +119,11 @@ def test_an_archive_survives_a_service_unreachable_for_ten_seconds(proxied, serv
     # Arrange
     cloud, proxies = proxied
     user = cloud.create_user()
-    members = make_instances(120, series=2)
+    upload_id = archive_under_way(cloud, user, 120, "outage.zip")
     # Act: the service goes away once ingest is under way, and comes back 10 s later
-    upload_id = upload_bytes(cloud, user, zip_bytes(members), "outage.zip", "application/zip")
-    wait_for(lambda: len(file_results(cloud, upload_id)) >= 10, timeout=120,
-             what="ingest to be under way")
-    proxies[service].cut()
-    try:
-        time.sleep(OUTAGE_SECONDS)
-    finally:
-        proxies[service].restore()
-    record = wait_final(cloud, upload_id, timeout=300)
+    unreachable_for(proxies[service], OUTAGE_SECONDS)
     # Assert: retried through the outage, nothing lost, nothing twice
-    assert record["status"] == "complete", record
-    assert record["counts"]["stored"] == 120 and record["counts"]["total"] == 120
-    wait_for(lambda: len(instance_docs(cloud, user.uid)) == 120, timeout=180,
-             what="every instance indexed")
-    assert_consistent(cloud, user.uid, 120)
+    assert_complete(cloud, user, upload_id, 120)
 
 
 def test_messages_redelivered_after_their_ack_deadline_converge(proxied):
@@ -113,27 +131,15 @@ def test_messages_redelivered_after_their_ack_deadline_converge(proxied):
     # (up to ~30 s) past the 10 s ack deadline and Pub/Sub hands the same messages out again
     cloud, proxies = proxied
     user = cloud.create_user()
-    members = make_instances(200, series=2)
-    upload_id = upload_bytes(cloud, user, zip_bytes(members), "acks.zip", "application/zip")
-    wait_for(lambda: len(file_results(cloud, upload_id)) >= 10, timeout=120,
-             what="ingest to be under way")
+    upload_id = archive_under_way(cloud, user, 200, "acks.zip")
     # Act
-    proxies["firestore"].cut()
-    try:
-        time.sleep(2 * OUTAGE_SECONDS)
-    finally:
-        proxies["firestore"].restore()
-    record = wait_final(cloud, upload_id, timeout=300)
+    unreachable_for(proxies["firestore"], 2 * OUTAGE_SECONDS)
     # Assert: some message was received again while its first delivery was running, and the
     # result is as if each had been delivered once
     received = Counter(line["ce_id"] for line in cloud.log_lines("router")
                        if line.get("message") == "received")
+    assert_complete(cloud, user, upload_id, 200)
     assert any(n >= 2 for n in received.values()), "no message was redelivered"
-    assert record["status"] == "complete", record
-    assert record["counts"]["stored"] == 200 and record["counts"]["total"] == 200
-    wait_for(lambda: len(instance_docs(cloud, user.uid)) == 200, timeout=180,
-             what="every instance indexed")
-    assert_consistent(cloud, user.uid, 200)
 
 
 def test_two_devices_uploading_the_same_study_at_once(proxied):

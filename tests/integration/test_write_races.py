@@ -117,6 +117,29 @@ def leftovers(clients: Any, uid: str) -> list[str]:
     return found
 
 
+def ingested_file(clients: Any, uid: str, study_uid: str) -> pipeline.Batch:
+    """One file of ``study_uid`` ingested (stored and its parents created, not indexed)."""
+    batch = stage_upload(clients, uid, dicom_bytes(study_uid, generate_uid()), "a.dcm")
+    assert pipeline.process(clients, batch) == "done"
+    return batch
+
+
+def finalize_event(clients: Any, uid: str) -> StorageObjectEvent:
+    [blob] = list(clients.storage.list_blobs(clients.settings.instances_bucket,
+                                             prefix=f"{uid}/"))
+    return StorageObjectEvent("e1", "google.cloud.storage.object.v1.finalized",
+                              clients.settings.instances_bucket, blob.name,
+                              str(blob.generation), blob.size, "application/dicom", "", "")
+
+
+def settle_payload(clients: Any, batch: pipeline.Batch) -> dict[str, Any]:
+    """The ``series-settle`` message ingest sends for a one-file upload."""
+    [result] = [s.to_dict() for s in clients.firestore.collection("uploads")
+                .document(batch.upload_id).collection("files").stream()]
+    return {"uid": batch.uid, "upload_id": batch.upload_id, "study_key": result["study_key"],
+            "series_key": result["series_key"], "expected": 1}
+
+
 # --- Erasure (item 2) --------------------------------------------------------------------------
 
 def test_a_single_file_whose_owner_is_erased_while_it_spools_writes_nothing(cloud):
@@ -141,13 +164,8 @@ def test_the_indexer_writes_nothing_for_an_owner_erased_after_its_check(cloud):
     # Arrange: an instance stored by ingest, whose finalize event nobody delivered yet
     user = cloud.create_user()
     clients = own_buckets(cloud, "uploads", "instances")
-    batch = stage_upload(clients, user.uid, dicom_bytes(generate_uid(), generate_uid()), "a.dcm")
-    assert pipeline.process(clients, batch) == "done"
-    [blob] = list(clients.storage.list_blobs(clients.settings.instances_bucket,
-                                             prefix=f"{user.uid}/"))
-    event = StorageObjectEvent("e1", "google.cloud.storage.object.v1.finalized",
-                               clients.settings.instances_bucket, blob.name,
-                               str(blob.generation), blob.size, "application/dicom", "", "")
+    ingested_file(clients, user.uid, generate_uid())
+    event = finalize_event(clients, user.uid)
     receipts: list[dict[str, Any]] = []
     # Act: the indexer read the object and its seal; the erasure completes; it writes
     outcome = catalog.index_instance(
@@ -163,18 +181,10 @@ def test_settle_removes_a_preview_it_wrote_after_its_owner_was_erased(cloud):
     # Arrange: an indexed series, ready to settle
     user = cloud.create_user()
     clients = own_buckets(cloud, "uploads", "instances", "derived")
-    batch = stage_upload(clients, user.uid, dicom_bytes(generate_uid(), generate_uid()), "a.dcm")
-    assert pipeline.process(clients, batch) == "done"
-    [blob] = list(clients.storage.list_blobs(clients.settings.instances_bucket,
-                                             prefix=f"{user.uid}/"))
-    event = StorageObjectEvent("e1", "google.cloud.storage.object.v1.finalized",
-                               clients.settings.instances_bucket, blob.name,
-                               str(blob.generation), blob.size, "application/dicom", "", "")
+    batch = ingested_file(clients, user.uid, generate_uid())
+    event = finalize_event(clients, user.uid)
     assert catalog.index_instance(clients, event) == "indexed"
-    [result] = [s.to_dict() for s in clients.firestore.collection("uploads")
-                .document(batch.upload_id).collection("files").stream()]
-    payload = {"uid": user.uid, "upload_id": batch.upload_id, "study_key": result["study_key"],
-               "series_key": result["series_key"], "expected": 1}
+    payload = settle_payload(clients, batch)
     receipts: list[dict[str, Any]] = []
     # Act: settle asks the time for its counts, then once the preview object is written
     outcome = settle.settle_series(
@@ -269,21 +279,6 @@ def finish_deletion(clients: Any, uid: str, study_key: str) -> dict[str, Any]:
     return deletion.delete_study(clients, uid, study_key)
 
 
-def ingested_file(clients: Any, uid: str, study_uid: str) -> pipeline.Batch:
-    """One file of ``study_uid`` ingested (stored and its parents created, not indexed)."""
-    batch = stage_upload(clients, uid, dicom_bytes(study_uid, generate_uid()), "a.dcm")
-    assert pipeline.process(clients, batch) == "done"
-    return batch
-
-
-def finalize_event(clients: Any, uid: str) -> StorageObjectEvent:
-    [blob] = list(clients.storage.list_blobs(clients.settings.instances_bucket,
-                                             prefix=f"{uid}/"))
-    return StorageObjectEvent("e1", "google.cloud.storage.object.v1.finalized",
-                              clients.settings.instances_bucket, blob.name,
-                              str(blob.generation), blob.size, "application/dicom", "", "")
-
-
 def test_a_file_of_a_study_deleted_while_it_spools_stores_nothing(cloud):
     # Arrange: the study exists (an earlier upload); a second file of it is being ingested
     # when the owner deletes the study
@@ -333,10 +328,7 @@ def test_settle_removes_a_preview_it_wrote_after_its_study_was_deleted(cloud):
     study_key = ids.study_key(clients.settings.hash_key, user.uid, study_uid)
     batch = ingested_file(clients, user.uid, study_uid)
     assert catalog.index_instance(clients, finalize_event(clients, user.uid)) == "indexed"
-    [result] = [s.to_dict() for s in clients.firestore.collection("uploads")
-                .document(batch.upload_id).collection("files").stream()]
-    payload = {"uid": user.uid, "upload_id": batch.upload_id, "study_key": study_key,
-               "series_key": result["series_key"], "expected": 1}
+    payload = settle_payload(clients, batch)
     answers: list[dict[str, Any]] = []
     # Act: the deletion runs after the preview object is written, before it is recorded
     outcome = settle.settle_series(clients, payload, now=at_call(2, lambda: answers.append(
