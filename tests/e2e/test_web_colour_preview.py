@@ -5,8 +5,6 @@ Screenshots: test-artifacts/colour-preview-*.png."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import requests
 
 from tests.colour_data import COLOUR_FILES, colour_zip
 from tests.e2e.conftest import ingest
-from tests.e2e.webstack import ARTIFACTS, WEB, WebStack
+from tests.e2e.webstack import WebStack, run_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
 
@@ -23,15 +21,7 @@ SCRIPT = Path(__file__).with_name("colour_preview.mjs")
 
 
 def _run(web: WebStack, args: dict) -> dict:
-    ARTIFACTS.mkdir(exist_ok=True)
-    payload = {"url": web.url, "artifacts": str(ARTIFACTS), **args}
-    proc = subprocess.run(["node", str(SCRIPT), json.dumps(payload)], cwd=WEB,
-                          capture_output=True, text=True, timeout=300)
-    (ARTIFACTS / "colour-preview.log").write_text(proc.stdout + "\n--- stderr ---\n"
-                                                  + proc.stderr)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_node(SCRIPT, "colour-preview", {"url": web.url, **args}, timeout=300)
 
 
 def test_the_studies_list_and_viewer_show_colour_previews(web, tmp_path):

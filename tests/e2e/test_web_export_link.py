@@ -6,13 +6,12 @@ for the password again (the server's 403 first), then the archive downloads."""
 from __future__ import annotations
 
 import json
-import subprocess
 import zipfile
 from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.webstack import ARTIFACTS, WEB, WebStack
+from tests.e2e.webstack import WEB, WebStack, run_node
 from tests.v4_verifier import public_key_of_key_file, verify
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
@@ -21,16 +20,7 @@ SCRIPT = WEB / "e2e" / "export-link.mjs"
 
 
 def run_export_link(web: WebStack, args: dict, timeout: float = 480) -> dict:
-    ARTIFACTS.mkdir(exist_ok=True)
-    payload = {"url": web.url, "artifacts": str(ARTIFACTS), **args}
-    proc = subprocess.run(["node", str(SCRIPT), json.dumps(payload)], cwd=WEB,
-                          capture_output=True, text=True, timeout=timeout)
-    (ARTIFACTS / "export-link.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise AssertionError(f"export-link scenario failed (exit {proc.returncode}):\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_node(SCRIPT, "export-link", {"url": web.url, **args}, timeout=timeout)
 
 
 def check_archive(path, uid: str) -> None:

@@ -99,16 +99,25 @@ def stop_web_stack(web: WebStack) -> None:
     procs.stop_groups([c.pid for c in web.children])
 
 
+def run_node(script: Path, log_name: str, payload: dict[str, Any], argv: tuple[str, ...] = (),
+             timeout: float = 240) -> dict[str, Any]:
+    """Run a browser script of ours under node (headless Chromium through playwright-core)
+    with a JSON payload; keep its output in ``test-artifacts/{log_name}.log`` and return the
+    JSON of its last ``RESULT`` line, or fail with its output."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    payload = {"artifacts": str(ARTIFACTS), **payload}
+    proc = subprocess.run(["node", str(script), *argv, json.dumps(payload)], cwd=WEB,
+                          capture_output=True, text=True, timeout=timeout)
+    (ARTIFACTS / f"{log_name}.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise AssertionError(f"{log_name} failed (exit {proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
 def run_scenario(name: str, web: WebStack, args: dict[str, Any], timeout: float = 240
                  ) -> dict[str, Any]:
     """Run one scenario of web/e2e/run.mjs in headless Chromium; return its JSON result."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    payload = {"url": web.url, "idleUrl": web.idle_url, "artifacts": str(ARTIFACTS), **args}
-    proc = subprocess.run(["node", str(RUNNER), name, json.dumps(payload)], cwd=WEB,
-                          capture_output=True, text=True, timeout=timeout)
-    (ARTIFACTS / f"{name}.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise AssertionError(f"scenario {name} failed (exit {proc.returncode}):\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_node(RUNNER, name, {"url": web.url, "idleUrl": web.idle_url, **args}, (name,),
+                    timeout)
