@@ -47,6 +47,16 @@ def _single(test_file: str, name: str) -> bytes:
     return _bytes(ds)
 
 
+def _place_slice(ds, index: int, description: str, spacing: float = 5.0) -> None:
+    """Slice ``index`` of a series: its number, and its position ``spacing`` mm further along
+    the slice normal than the file's own."""
+    ds.InstanceNumber = index + 1
+    x, y, z = (float(v) for v in ds.ImagePositionPatient)
+    ds.ImagePositionPatient = [x, y, round(z + spacing * index, 3)]
+    ds.SliceLocation = round(z + spacing * index, 3)
+    ds.SeriesDescription = description
+
+
 def slice_series() -> list[bytes]:
     """CT_small as SLICES slices 5 mm apart; each slice has a bright bar at another height
     (and the image shifted), so every slice renders differently."""
@@ -64,11 +74,7 @@ def slice_series() -> list[bytes]:
         top = 10 + 22 * i
         pixels[top:top + 12, :] = pixels.max()
         ds.PixelData = pixels.astype(ds.pixel_array.dtype).tobytes()
-        ds.InstanceNumber = i + 1
-        x, y, z = (float(v) for v in ds.ImagePositionPatient)
-        ds.ImagePositionPatient = [x, y, round(z + 5.0 * i, 3)]
-        ds.SliceLocation = round(z + 5.0 * i, 3)
-        ds.SeriesDescription = "Five slices"
+        _place_slice(ds, i, "Five slices")
         out.append(_bytes(ds))
     return out
 
@@ -86,11 +92,7 @@ def trailer_series(slices: int = 3, test_file: str = "MR_small.dcm",
     for i in range(slices):
         ds = dcmread(get_testdata_file(test_file))
         _fresh(ds, name, study, series)
-        ds.InstanceNumber = i + 1
-        x, y, z = (float(v) for v in ds.ImagePositionPatient)
-        ds.ImagePositionPatient = [x, y, round(z + 5.0 * i, 3)]
-        ds.SliceLocation = round(z + 5.0 * i, 3)
-        ds.SeriesDescription = "Zero trailer"
+        _place_slice(ds, i, "Zero trailer")
         out.append(_bytes(ds))
     out[0] += bytes(TRAILER_BYTES)
     return out
