@@ -60,7 +60,7 @@ def run(repeats: int = 3) -> dict:
                 for label, mbit in (("unthrottled", 0), (f"{MBIT_PER_SECOND} Mbit/s", MBIT_PER_SECOND)):
                     out = run_viewer_scenario("progressive", web, {
                         "email": user.email, "password": user.password, "studyId": study["id"],
-                        "mbitPerSecond": mbit, "waitForAll": True}, timeout=900)
+                        "mbitPerSecond": mbit, "slices": instances, "waitForAll": True}, timeout=900)
                     runs[label].append({"first_image_ms": out["firstImageMs"],
                                         "all_loaded_ms": out["loadedMs"]})
             results["series"][name] = {"id": study["id"], "instances": instances, "runs": runs,

@@ -102,7 +102,8 @@ function imageRequests(page) {
   return counts;
 }
 
-const loadCount = (page) => page.getByTestId('viewer-load-count').textContent();
+/** The count of loaded images under the viewer (null when the page has none). */
+const loadCount = (page) => page.getByTestId('viewer-load-count').textContent({ timeout: 2000 }).catch(() => null);
 
 const scenarios = {
   /** A series whose first file ends in megabytes of zero bytes: the image shows, fast, and
@@ -114,7 +115,8 @@ const scenarios = {
     await page.goto(`${args.url}/viewer/${args.studyId}`);
     const stats = await waitForImage(page, args.timeoutMs ?? 60_000);
     const ms = Date.now() - started;
-    await page.waitForFunction(() => /^Image 1 of /.test(document.querySelector('[data-testid=viewer-status]')?.textContent ?? ''));
+    await page.waitForFunction(() => /^Image 1 of /.test(document.querySelector('[data-testid=viewer-status]')?.textContent ?? ''),
+      null, { timeout: args.timeoutMs ?? 60_000 });
     const status = await page.getByTestId('viewer-status').textContent();
     await shot(page, '24-viewer-zero-trailer');
     return { ms, stats, status, warnings: cons.warnings, warningSamples: cons.warningSamples, errors: cons.errors };
@@ -213,13 +215,18 @@ const scenarios = {
     }
     t0.at = Date.now();
     await row.getByRole('link', { name: /^Open viewer: / }).click();
-    await waitForImage(page, 120_000);
+    // The series' first image, in viewing order, on screen: the canvas lit while the status
+    // names image 1 of them all (not "loading", and not another slice that came in first).
+    await page.waitForFunction((n) => window.__canvasStats()?.litFraction > 0.1 && document.querySelector(
+      '[data-testid=viewer-status]')?.textContent?.startsWith(`Image 1 of ${n} ·`), args.slices,
+    { timeout: 600_000, polling: 'raf' });
     const firstImageMs = now();
     const doneAtFirst = events.filter((e) => e.kind === 'done').length;
     await shot(page, '25-viewer-big-series-first-image');
     // The count of loaded images is on the page while the rest arrives.
-    await page.waitForFunction(() => /Loaded \d+ of \d+ images/.test(document.querySelector('[data-testid=viewer-load-count]')?.textContent ?? ''));
-    const countText = await page.getByTestId('viewer-load-count').textContent();
+    await page.waitForFunction(() => /Loaded \d+ of \d+ images/.test(document.querySelector('[data-testid=viewer-load-count]')?.textContent ?? ''),
+      null, { timeout: 5000 }).catch(() => {});
+    const countText = await loadCount(page);
     const status = await page.getByTestId('viewer-status').textContent();
     await shot(page, '26-viewer-big-series-loading');
     let leftAt = null;
