@@ -13,18 +13,28 @@ guard.assert_safe_environment()
 
 @functions_framework.http
 def create_upload(request):
-    """POST {filename, size, content_type} → a resumable session for one uploads object."""
+    """POST {filename, size, content_type} → a resumable session for one uploads object;
+    POST {files: [{filename, size, content_type}, ...]} → {uploads: [one per file]}, all
+    of them or none (a folder, up to ``upload_batch_max`` files per request)."""
 
     def call():
         if request.method != "POST":
             raise BadRequest("use POST", code="method_not_allowed")
         clients = default_clients()
         caller = verify_caller(request.headers, clients.firebase_app)
-        body = uploads.UploadRequest.from_json(request.get_json(silent=True))
-        return uploads.start_upload(clients.firestore, clients.storage, clients.settings,
-                                    caller.uid, body, origin=request.headers.get("Origin"))
+        raw = request.get_json(silent=True)
+        origin = request.headers.get("Origin")
+        settings = clients.settings
+        if uploads.is_batch(raw):
+            files = uploads.batch_from_json(raw, settings.upload_batch_max)
+            return {"uploads": uploads.start_uploads(clients.firestore, clients.storage,
+                                                     settings, caller.uid, files, origin)}
+        body = uploads.UploadRequest.from_json(raw)
+        return uploads.start_upload(clients.firestore, clients.storage, settings, caller.uid,
+                                    body, origin=origin)
 
-    return http.handle("create_upload", call)
+    # A batch's body is larger than the default JSON cap (at most upload_batch_max files).
+    return http.handle("create_upload", call, max_body_bytes=uploads.MAX_BODY_BYTES)
 
 
 @functions_framework.cloud_event

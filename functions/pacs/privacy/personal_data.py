@@ -293,6 +293,8 @@ LOCATIONS: tuple[Location, ...] = (
     owned_collection("upload_results", "files", "per-file upload results (file names)",
                      group=True),
     owned_collection("uploads", "uploads", "upload records (file names, sizes, status)"),
+    owned_collection("upload_usage", "upload_usage", "time and id of the last batch of "
+                     "uploads started (serialises the quota and rate checks)"),
     owned_collection("access", "access", "access history (IP addresses, user agents)"),
     owned_collection("deletions", "deletions", "records of deleted studies"),
     user_subcollection("consent_ledger", "consent", "analytics consent ledger"),
