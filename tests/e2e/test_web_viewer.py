@@ -13,6 +13,8 @@ from tests.e2e.viewer_data import (
     BIG_NAME,
     DEFLATED_NAME,
     JPEG_LS_NAME,
+    RLE_NAME,
+    RLE_SLICES,
     SLICES,
     SLICES_NAME,
     TRAILER_NAME,
@@ -64,6 +66,21 @@ def test_wheel_moves_through_slices_at_once_in_every_tool(web, viewer_account):
     assert {s["scrollY"] for s in steps[:4]} == {steps[0]["scrollY"]}, steps
     assert "dwv-layer-group" in out["focused"], "the viewer keeps the keyboard focus"
     assert not _csp_errors(out["errors"]), out["errors"]
+
+
+def test_a_compressed_series_is_assembled_as_it_arrives(web, viewer_account):
+    """An RLE series: each slice is decoded in dwv's worker, then copied into the series'
+    volume; it opens at its first image and the wheel and keys move through it."""
+    user, studies = viewer_account
+    out = run_viewer_scenario("wheel", web, {"email": user.email, "password": user.password,
+                                             "studyId": studies[RLE_NAME]["id"],
+                                             "slices": RLE_SLICES})
+    steps = [out[k] for k in ("first", "wheelDown", "wheelUp", "zoomTool", "arrow", "last")]
+    assert [s["status"] for s in steps] == [f"Image {n} of {RLE_SLICES}"
+                                            for n in (1, 2, 1, 2, 3, RLE_SLICES)]
+    hashes = [s["hash"] for s in steps]
+    assert all(a != b for a, b in zip(hashes, hashes[1:], strict=False)), hashes
+    assert not out["errors"], out["errors"]
 
 
 def test_zero_trailer_after_the_data_set_is_not_parsed(web, viewer_account):

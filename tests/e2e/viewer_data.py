@@ -1,6 +1,7 @@
 """Studies for the viewer's browser tests, written with pydicom from its test files under
 fresh UIDs: a JPEG-LS MR and a deflated OT (transfer syntaxes dwv cannot read, transcoded
-in the browser), a CT series of several slices whose pixels differ visibly per slice, an MR
+in the browser), CT series of several slices whose pixels differ visibly per slice (one of
+them RLE-compressed), an MR
 series whose first file ends in megabytes of zero bytes, and (on its own) a big CT series."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ JPEG_LS_NAME = "Jpegls^Viewer"
 DEFLATED_NAME = "Deflated^Viewer"
 SLICES_NAME = "Slices^Viewer"
 SLICES = 5
+RLE_NAME = "Rle^Viewer"
+RLE_SLICES = 4
 TRAILER_NAME = "Trailer^Viewer"
 # Zero bytes after the last data element of the trailer series' first file: what a scanner or
 # an anonymiser left in the real MR series of issue 14 (pydicom reads such files fine).
@@ -57,9 +60,10 @@ def _place_slice(ds, index: int, description: str, spacing: float = 5.0) -> None
     ds.SeriesDescription = description
 
 
-def slice_series() -> list[bytes]:
-    """CT_small as SLICES slices 5 mm apart; each slice has a bright bar at another height
-    (and the image shifted), so every slice renders differently."""
+def slice_series(slices: int = SLICES, name: str = SLICES_NAME, rle: bool = False) -> list[bytes]:
+    """CT_small as ``slices`` slices 5 mm apart; each slice has a bright bar at another height
+    (and the image shifted), so every slice renders differently. With ``rle``, RLE Lossless
+    (decoded in dwv's worker, not in the page)."""
     import numpy as np
     from pydicom import dcmread
     from pydicom.data import get_testdata_file
@@ -67,14 +71,18 @@ def slice_series() -> list[bytes]:
 
     study, series = generate_uid(), generate_uid()
     out = []
-    for i in range(SLICES):
+    for i in range(slices):
         ds = dcmread(get_testdata_file("CT_small.dcm"))
-        _fresh(ds, SLICES_NAME, study, series)
+        _fresh(ds, name, study, series)
         pixels = np.roll(ds.pixel_array, 12 * i, axis=1)
         top = 10 + 22 * i
         pixels[top:top + 12, :] = pixels.max()
         ds.PixelData = pixels.astype(ds.pixel_array.dtype).tobytes()
-        _place_slice(ds, i, "Five slices")
+        _place_slice(ds, i, f"{slices} slices" + (" RLE" if rle else ""))
+        if rle:
+            from pydicom.uid import RLELossless
+
+            ds.compress(RLELossless)
         out.append(_bytes(ds))
     return out
 
@@ -134,7 +142,7 @@ def series_zip(path: Path, files: list[bytes], folder: str = "series") -> tuple[
 
 
 def viewer_zip(path: Path) -> tuple[Path, int]:
-    """The archive and how many instances it holds (four studies)."""
+    """The archive and how many instances it holds (five studies)."""
     from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGLSLossless
 
     jls = _single("MR_small_jpeg_ls_lossless.dcm", JPEG_LS_NAME)
@@ -143,6 +151,8 @@ def viewer_zip(path: Path) -> tuple[Path, int]:
     assert f"{DeflatedExplicitVRLittleEndian}".encode() in dfl[:400]
     members = [("viewer/jpegls.dcm", jls), ("viewer/deflated.dcm", dfl)]
     members += [(f"viewer/slices/{i + 1}.dcm", b) for i, b in enumerate(slice_series())]
+    members += [(f"viewer/rle/{i + 1}.dcm", b)
+                for i, b in enumerate(slice_series(RLE_SLICES, RLE_NAME, rle=True))]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members:
             archive.writestr(name, data)
