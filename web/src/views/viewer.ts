@@ -4,7 +4,8 @@ import { ownerManifest, refreshDelayMs, seriesInstances, shareManifest, type Ins
   type Manifest, type SeriesEntry, type SeriesPage } from '../manifests';
 import type { RouteContext } from '../router';
 import { announce, errorState, h, spinner } from '../ui';
-import { canDecode, DicomViewer, TRANSFER_SYNTAX_NAMES, type Tool } from '../viewer/dwv-viewer';
+import type { Tool } from '../viewer/dwv-viewer';
+import { canDecode, TRANSFER_SYNTAX_NAMES } from '../viewer/syntaxes';
 
 export const SHARE_TOKEN_KEY = 'pacs.share-token';
 
@@ -69,9 +70,21 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
   const root = h('div', { class: 'viewer-page' });
   ctx.outlet.append(root);
   root.append(spinner('Opening the study…'));
+  // dwv's chunk (about 900 kB) loads while the manifest and the first series' list of files
+  // are asked for, rather than before: the first image is what a person waits for.
+  const viewerModule = import('../viewer/dwv-viewer');
+  viewerModule.catch(() => {}); // reported below, once the manifest is in
   let manifest: Manifest;
+  let DicomViewer: typeof import('../viewer/dwv-viewer').DicomViewer;
+  let first: SeriesEntry | undefined;
+  let firstListing: ReturnType<typeof seriesInstances> | undefined;
   try {
     manifest = await source.manifest(true);
+    first = manifest.series.find((se) => (se.instance_count ?? 1) > 0) ?? manifest.series[0];
+    const firstId = first?.series_id;
+    firstListing = firstId ? seriesInstances((t) => source.page(firstId, t)) : undefined;
+    firstListing?.catch(() => {}); // reported when the series opens
+    ({ DicomViewer } = await viewerModule);
   } catch (err) {
     const gone = err instanceof ApiError && err.status === 404;
     root.replaceChildren(h('h1', {}, shared ? 'Shared study' : 'Viewer'),
@@ -173,17 +186,18 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
   };
   ctx.signal.addEventListener('abort', () => window.clearTimeout(refreshTimer));
 
-  const openSeries = async (se: SeriesEntry) => {
+  /** Show a series; `listing` is its list of files when already asked for. */
+  const openSeries = async (se: SeriesEntry, listing?: ReturnType<typeof seriesInstances>) => {
     selected = se.series_id;
     renderThumbs();
     notice.hidden = true;
     root.dataset.loaded = 'false';
     try {
-      if (Date.parse(manifest.expires_at) - Date.now() < 10_000) {
+      if (!listing && Date.parse(manifest.expires_at) - Date.now() < 10_000) {
         manifest = await source.manifest(true);
         scheduleRefresh();
       }
-      const { instances } = await seriesInstances((t) => source.page(se.series_id, t));
+      const { instances } = await (listing ?? seriesInstances((t) => source.page(se.series_id, t)));
       const usable = instances.filter((i: InstanceEntry) => i.url && canDecode(i.TransferSyntaxUID));
       const skipped = instances.filter((i) => i.url && !canDecode(i.TransferSyntaxUID));
       if (skipped.length) {
@@ -223,7 +237,6 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
         h('p', { class: 'hint' }, 'Drag to change window/level (or zoom/pan with that tool); mouse wheel or arrow keys move through the images.'))));
   renderThumbs();
   scheduleRefresh();
-  const first = manifest.series.find((se) => (se.instance_count ?? 1) > 0) ?? manifest.series[0];
-  if (first) void openSeries(first);
+  if (first) void openSeries(first, firstListing);
   else notice.hidden = false, notice.textContent = 'This study has no series yet.';
 }
