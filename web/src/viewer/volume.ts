@@ -6,10 +6,15 @@
 // length. Here the image is allocated once for the whole window of slices, at the positions
 // the manifest gives, and each decoded slice is copied into its place; slices not yet in are
 // black. Rescale slope and intercept can differ per slice (PET, some MR): dwv keeps them per
-// slice only for slices appended in order, so this image answers them itself.
-import { Geometry, Image, Point3D, RescaleSlopeAndIntercept, Size, Spacing, type Index } from 'dwv';
+// slice only for slices appended in order, so this image answers them itself. Window presets
+// from the headers are kept per slice the way appendSlice keeps them (a preset whose window
+// differs between slices becomes `perslice`, one window per slice).
+import { equalWl, Geometry, Image, Point3D, RescaleSlopeAndIntercept, Size, Spacing, type Index,
+  type WindowLevel } from 'dwv';
 
 type Vec = [number, number, number];
+/** dwv's window presets (image meta `windowPresets`), as its view reads them. */
+type Presets = Record<string, { name?: string; wl?: WindowLevel[]; perslice?: boolean }>;
 
 export class Volume {
   readonly image: Image;
@@ -22,6 +27,7 @@ export class Volume {
   private identityRsi: boolean;
   private range = { min: Infinity, max: -Infinity };
   private rescaledRange = { min: Infinity, max: -Infinity };
+  private readonly presets: Presets;
   loaded = 0;
 
   /** A volume of `origins.length` slices shaped like `template`: one decoded slice, or
@@ -43,7 +49,11 @@ export class Volume {
     this.image.setPhotometricInterpretation(first.getPhotometricInterpretation());
     this.image.setPlanarConfiguration(first.getPlanarConfiguration());
     if (first.getPaletteColourMap()) this.image.setPaletteColourMap(first.getPaletteColourMap());
-    this.image.setMeta({ ...first.getMeta(), numberOfFiles: this.slices });
+    // The header presets, each with the template's (first) window; dwv's view adds its own.
+    const theirs = (first.getMeta().windowPresets ?? {}) as Presets;
+    this.presets = Object.fromEntries(Object.entries(theirs).filter(([, p]) => p.wl?.length)
+      .map(([key, p]) => [key, { name: p.name, wl: [p.wl![0]] }]));
+    this.image.setMeta({ ...first.getMeta(), numberOfFiles: this.slices, windowPresets: this.presets });
     this.baseRsi = template instanceof Volume ? template.baseRsi : first.getRescaleSlopeAndIntercept();
     this.rsis = new Array(this.slices).fill(this.baseRsi);
     this.identityRsi = this.baseRsi.isID();
@@ -94,6 +104,9 @@ export class Volume {
   place(k: number, slice: Image): void {
     this.image.getBuffer().set(slice.getBuffer(), k * this.sliceSize);
     this.setRsi(k, slice.getRescaleSlopeAndIntercept());
+    for (const [key, p] of Object.entries((slice.getMeta().windowPresets ?? {}) as Presets)) {
+      if (p.wl?.[0]) this.setWindow(key, k, p.wl[0]);
+    }
     const range = slice.getDataRange();
     const rescaled = slice.getRescaledDataRange();
     this.range = { min: Math.min(this.range.min, range.min), max: Math.max(this.range.max, range.max) };
@@ -108,6 +121,10 @@ export class Volume {
     const size = this.sliceSize;
     this.image.getBuffer().set(other.image.getBuffer().subarray(from * size, (from + 1) * size), k * size);
     this.setRsi(k, other.rsis[from]);
+    for (const [key, p] of Object.entries(other.presets)) {
+      const wl = p.wl?.[p.perslice ? from : 0];
+      if (wl) this.setWindow(key, k, wl);
+    }
     if (!this.filled[k]) this.loaded += 1;
     this.filled[k] = 1;
   }
@@ -115,6 +132,18 @@ export class Volume {
   /** Tell dwv the pixels changed, so that the slice on screen is drawn again. */
   redraw(): void {
     this.image.setAtOffsets([], this.image.getNumberOfComponents() === 1 ? 0 : { r: 0, g: 0, b: 0 } as never);
+  }
+
+  /** The window of preset `key` at slice `k` (as dwv's appendSlice does). */
+  private setWindow(key: string, k: number, wl: WindowLevel): void {
+    const preset = this.presets[key];
+    if (!preset?.wl) return;
+    if (!preset.perslice) {
+      if (equalWl(preset.wl[0], wl)) return;
+      preset.perslice = true;
+      preset.wl = new Array(this.slices).fill(preset.wl[0]);
+    }
+    preset.wl[k] = wl;
   }
 
   private setRsi(k: number, rsi: RescaleSlopeAndIntercept): void {
