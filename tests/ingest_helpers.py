@@ -104,7 +104,9 @@ def instance_objects(cloud: LocalCloud, uid: str) -> list[Any]:
 
 
 def wait_settled(cloud: LocalCloud, uid: str, expected_instances: int, timeout: float = 120):
-    """Wait until the instance docs exist and every series has a settled preview status."""
+    """Wait until the instance docs exist, every series has a settled preview status, and
+    every study holds its series' counts and modalities (settle writes the study last, after
+    the series' preview: waiting for the previews alone reads studies a moment early)."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     fs = cloud.clients().firestore
@@ -114,8 +116,18 @@ def wait_settled(cloud: LocalCloud, uid: str, expected_instances: int, timeout: 
             return False
         series = [s.to_dict() for s in fs.collection_group("series").where(
             filter=FieldFilter("owner", "==", uid)).stream()]
-        return series and all((s.get("preview") or {}).get("status") in ("ready", "none", "failed")
-                              for s in series) and series
+        if not series or not all((s.get("preview") or {}).get("status")
+                                 in ("ready", "none", "failed") for s in series):
+            return False
+        for snap in fs.collection("studies").where(filter=FieldFilter("owner", "==", uid)).stream():
+            study = snap.to_dict()
+            mine = [s for s in series if s.get("study_key") == snap.id]
+            if study.get("instance_count") != sum(s.get("instance_count") or 0 for s in mine):
+                return False
+            if not {s["Modality"] for s in mine if s.get("Modality")} <= set(
+                    study.get("modalities") or []):
+                return False
+        return series
 
     return wait_for(settled, timeout=timeout, what="series to settle")
 
