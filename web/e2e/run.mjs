@@ -423,45 +423,6 @@ const scenarios = {
     return { ...out, errors };
   },
 
-  /** A series of several slices: keyboard, wheel and slider move through it. */
-  async slices(browser) {
-    const { page, errors } = await newPage(browser);
-    await signIn(page, args.url, args.email, args.password);
-    await page.goto(`${args.url}/viewer/${args.studyId}`);
-    await waitForImage(page);
-    const status = page.getByTestId('viewer-status');
-    const slider = page.getByLabel('Image in series');
-    await page.waitForFunction((n) => document.querySelector('[data-testid=viewer-status]')?.textContent
-      ?.startsWith(`Image 1 of ${n}`), args.slices);
-    const read = async () => ({ status: (await status.textContent()).split(' · ')[0],
-      slider: await slider.inputValue(), hash: (await canvasStats(page)).hash });
-    /** After an action, wait for the status to leave `before` and the canvas to redraw. */
-    const after = async (before) => {
-      await page.waitForFunction((t) => document.querySelector('[data-testid=viewer-status]')
-        ?.textContent?.split(' · ')[0] !== t, before.status);
-      let now = await read();
-      for (let i = 0; i < 30 && now.hash === before.hash; i += 1) {
-        await page.waitForTimeout(100);
-        now = await read();
-      }
-      return now;
-    };
-    const first = await read();
-    await shot(page, '22-viewer-slice-1');
-    await page.locator('.dwv-layer-group').focus();
-    await page.keyboard.press('ArrowDown');
-    const arrow = await after(first);
-    const focused = await page.evaluate(() => document.activeElement?.className ?? '');
-    const box = await page.locator('.viewer-stage').boundingBox();
-    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-    await page.mouse.wheel(0, -120);
-    const wheel = await after(arrow);
-    await slider.fill(String(args.slices - 1));
-    const last = await after(wheel);
-    await shot(page, '23-viewer-slice-last');
-    return { first, arrow, wheel, last, focused, errors };
-  },
-
   /** Automated accessibility audit (axe-core) of the key pages at desktop and phone width. */
   async a11y(browser) {
     const { page, errors } = await newPage(browser);
