@@ -139,6 +139,13 @@ GRANTS: dict[str, list[Grant]] = {
         _publisher("retention-jobs", "a job out of time budget continues in a new message"),
         HASH_KEY,
     ],
+    "dicomweb": [
+        Grant("roles/datastore.viewer", "project", "",
+              "QIDO-RS reads the caller's study, series and instance documents; writes nothing"),
+        _bucket(OBJECT_VIEWER, "instances", "WADO-RS streams the caller's stored instances"),
+        AUTH_VIEWER,
+        HASH_KEY,
+    ],
 }
 
 EVENTS_GRANTS = [

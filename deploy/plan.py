@@ -103,6 +103,8 @@ SIZING: dict[str, tuple[str, int, int]] = {
     "privacy-requests": ("512Mi", HTTP_TIMEOUT_SECONDS, 5),
     "run-privacy-job": ("2Gi", EVENT_TIMEOUT_SECONDS, 5),
     "run-retention-job": ("1Gi", EVENT_TIMEOUT_SECONDS, 2),
+    # Searches hold at most one page of study documents; retrieves stream in 1 MiB chunks.
+    "dicomweb": ("512Mi", HTTP_TIMEOUT_SECONDS, 20),
 }
 
 STORAGE_EVENT_TYPES = {"finalized": "google.cloud.storage.object.v1.finalized"}

@@ -69,6 +69,7 @@ FOLDER_PACKAGES: dict[str, list[str]] = {
     "sign_link": BASE + DICOM,
     "privacy_requests": BASE + DICOM,
     "retention": BASE + DICOM,
+    "dicomweb": BASE + DICOM,
 }
 
 HEADER = (

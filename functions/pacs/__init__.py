@@ -25,6 +25,8 @@ source and fails on a cycle, an upward import, or a library importing anything o
 7. **studies** (``studies``): search filters and query, search, study deletion (which
    reads upload records).
 8. **retention** (``retention``): the scheduled jobs, over every domain below.
+9. **dicomweb** (``dicomweb``): DICOMweb (QIDO-RS, WADO-RS) over the caller's own
+   studies, reusing the search of ``studies``.
 """
 
 # The allowed order, read by tests/unit/test_architecture.py: a subpackage (or core module)
@@ -40,6 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ingest",),
     ("studies",),
     ("retention",),
+    ("dicomweb",),
 )
 # What a library (pure code) may import from the rest of ``pacs``.
 LIBRARIES = ("dicom", "zip")

@@ -88,9 +88,17 @@ def handle(function: str, call: Callable[[], Any], *,
     except Exception as err:  # noqa: BLE001 - last resort: never leak internals to clients
         log_events.unexpected_error(function, type(err).__name__)
         return json_response({"error": "internal", "message": "internal error"}, 500)
+    if _is_response(result):  # a route with its own media type or a streamed body
+        return result
     if isinstance(result, tuple):
         return json_response(result[0], result[1])
     return json_response(result)
+
+
+def _is_response(result: Any) -> bool:
+    from werkzeug.wrappers import Response
+
+    return isinstance(result, Response)
 
 
 def not_implemented(function: str) -> tuple[Any, int, dict[str, str]]:

@@ -49,6 +49,7 @@ HTTP_PROBES = {
     "sign_link": ("GET", "/no-such-endpoint", {404}),
     "studies": ("PUT", "/", {400, 401, 404, 405, 501}),
     "privacy_requests": ("GET", "/no-such-endpoint", {400, 401, 404, 405, 501}),
+    "dicomweb": ("GET", "/no-such-endpoint", {404}),
 }
 PUBSUB_PAYLOADS = {"run_retention_job": {"job": "no-such-job"}}
 

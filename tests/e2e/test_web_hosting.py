@@ -50,7 +50,8 @@ def test_every_api_rewrite_names_a_deployed_http_function():
     rewrites = FIREBASE["hosting"]["rewrites"]
     assert rewrites[-1] == {"source": "**", "destination": "/index.html"}
     for rewrite in rewrites[:-1]:
-        assert rewrite["source"].startswith("/api/")
+        # The JSON API under /api/; DICOMweb (docs/dicomweb.md) under its own prefix.
+        assert rewrite["source"].startswith("/api/") or rewrite["source"] == "/dicomweb/**"
         assert rewrite["function"]["functionId"] in http
 
 
@@ -105,6 +106,10 @@ def test_local_server_proxies_functions_like_hosting(web, account):
     assert profile.status_code == 200 and profile.json()["profile"]["adult_attested"] is True
     shares = requests.get(web.url + "/api/links/shares", headers=account.headers(), timeout=30)
     assert shares.status_code == 200
+    dicomweb = requests.get(web.url + "/dicomweb/studies", headers=account.headers(), timeout=30)
+    assert dicomweb.status_code == 200 and dicomweb.json() == []
+    assert dicomweb.headers["Content-Type"] == "application/dicom+json"
+    assert requests.get(web.url + "/dicomweb/studies", timeout=30).status_code == 401
 
 
 def test_auth_bridge_keeps_test_users_in_their_project(web):

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.localcloud
 
 LIMIT = 64 * 1024
 HTTP_FUNCTIONS = {"create-upload": "/", "studies": "/", "sign-link": "/manifest",
-                  "privacy-requests": "/profile"}
+                  "privacy-requests": "/profile", "dicomweb": "/studies"}
 # create_upload takes batches of files and sets a larger limit of its own, when it has one.
 LIMITS = {"create-upload": getattr(uploads, "MAX_BODY_BYTES", LIMIT)}
 
@@ -42,7 +42,7 @@ def _body(size: int) -> bytes:
 def test_a_large_json_body_gets_413_with_a_reason(cloud: LocalCloud, name):
     url = cloud.urls[name] + HTTP_FUNCTIONS[name]
     limit = LIMITS.get(name, LIMIT)
-    method = "GET" if name == "studies" else "POST"
+    method = "GET" if name in ("studies", "dicomweb") else "POST"
     headers = {"Content-Type": "application/json"}
     resp = requests.request(method, url, data=_body(limit + 1), headers=headers, timeout=60)
     assert resp.status_code == 413, resp.text
