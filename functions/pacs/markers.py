@@ -4,21 +4,28 @@ deletion record of a study, ``in_progress`` from the moment its deletion starts 
 location of the study is gone.
 
 A check made before a write and the write itself are two steps: an erasure that begins
-between them would miss what the write adds. So writers of Firestore documents check the
-marker *inside* the transaction that writes (:func:`guarded_write`): Firestore serialises
-that transaction with the erasure's marker write, so either the write lands before the
-marker (and the erasure, which runs after the marker, deletes it) or it sees the marker and
-writes nothing. Objects cannot join a Firestore transaction: their writers write first and
-check after (the indexer deletes an instance object whose owner is being erased; settle
-deletes a preview it wrote when the marker appeared), so an object either precedes the
-marker or is removed by the check that follows it. The same holds for a study's deletion
-record: while it is ``in_progress`` nothing is written under the study, and the deletion
-does not complete while an upload that carried the study is still being processed.
+between them would miss what the write adds. Two ways close the gap:
+
+- *Check inside the transaction that writes* (:func:`guarded_write`), for writes whose
+  transaction reads only the markers (per-file results, upload records): Firestore
+  serialises it with the marker's write, so the write lands before the marker (and the
+  erasure, which runs after the marker, deletes it) or sees the marker and writes nothing.
+- *Write first, check after, undo* (:func:`refusal`), for objects, which cannot join a
+  transaction, and for the study, series and instance documents, which settle updates
+  while instances are indexed: a transaction that read those hot documents would abort
+  against every settle. Whatever the check after the write does not refuse was written
+  before the marker, so the erasure's or deletion's passes, which follow it, delete it;
+  whatever it refuses, the writer deletes again itself.
+
+The same holds for a study's deletion record: while it is ``in_progress`` nothing stays
+under the study, and the deletion does not complete while an upload of its owner is still
+being processed, so a completed deletion refuses only what was written before it completed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from pacs import ids
@@ -63,6 +70,37 @@ def stop_if_erased(firestore: Any, key: bytes, uid: str) -> Callable[[], None]:
             raise ErasureBegan(uid)
 
     return check
+
+
+def refusal(firestore: Any, key: bytes, uid: str, study: str | None = None,
+            written_at: datetime | None = None) -> str | None:
+    """Why a write just made for ``uid`` (under ``study``) must not stay: ``erased`` once the
+    owner's erasure began, ``study_deleted`` while the study's deletion is in progress, or
+    when it completed after ``written_at`` (the write belongs to the deleted study); else
+    None. One round trip (both documents are read together)."""
+    marker = erasure_marker_ref(firestore, key, uid)
+    refs = [marker] + ([deletion_ref(firestore, key, uid, study)] if study is not None else [])
+    snaps = {s.reference.path: s for s in firestore.get_all(refs)}
+    if snaps[marker.path].exists:
+        return "erased"
+    if study is None:
+        return None
+    record = snaps[refs[1].path]
+    doc = (record.to_dict() or {}) if record.exists else {}
+    if doc.get("status") == DELETION_IN_PROGRESS:
+        return "study_deleted"
+    completed = doc.get("completed_at")
+    if written_at is not None and isinstance(completed, datetime) and written_at <= completed:
+        return "study_deleted"
+    return None
+
+
+def raise_refusal(outcome: str | None, uid: str, study: str | None) -> None:
+    """Raise what :func:`refusal` found, if anything."""
+    if outcome == "erased":
+        raise ErasureBegan(uid)
+    if outcome == "study_deleted":
+        raise StudyDeleted(study)
 
 
 def guarded_write(firestore: Any, key: bytes, uid: str, write: Callable[..., Any],

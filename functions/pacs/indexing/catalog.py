@@ -94,19 +94,26 @@ def sealed_fields(fields: dict[str, Any], is_image: bool) -> dict[str, Any]:
 
 def create_parents(firestore: Any, key: bytes, fields: dict[str, Any], uid: str, study: str,
                    series: str, now: datetime) -> None:
-    """Create the series and study documents unless they exist, in a transaction that
-    refuses once the owner's erasure began or the study's deletion started
-    (:func:`pacs.markers.guarded_write`)."""
-    series_doc_ref, study_doc_ref = series_ref(firestore, study, series), study_ref(firestore, study)
+    """Create the series and study documents unless they exist (``create`` is create-only),
+    then check the markers (:func:`pacs.markers.refusal`): once the owner's erasure began
+    or the study's deletion is in progress, what this call created is deleted again and
+    :class:`pacs.markers.ErasureBegan` or :class:`pacs.markers.StudyDeleted` is raised."""
+    from google.api_core.exceptions import AlreadyExists
 
-    def write(transaction: Any, series_snap: Any, study_snap: Any) -> None:
-        if not series_snap.exists:
-            transaction.set(series_doc_ref, series_document(fields, uid, study, now))
-        if not study_snap.exists:
-            transaction.set(study_doc_ref, study_document(fields, uid, now))
-
-    markers.guarded_write(firestore, key, uid, write, reads=(series_doc_ref, study_doc_ref),
-                          study=study)
+    created = []
+    for ref, doc in ((series_ref(firestore, study, series),
+                      series_document(fields, uid, study, now)),
+                     (study_ref(firestore, study), study_document(fields, uid, now))):
+        try:
+            ref.create(doc)
+            created.append(ref)
+        except AlreadyExists:
+            pass
+    outcome = markers.refusal(firestore, key, uid, study)
+    if outcome is not None:
+        for ref in created:
+            ref.delete()
+        markers.raise_refusal(outcome, uid, study)
 
 
 class ParentDocuments:
@@ -199,31 +206,25 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
     series = ids.series_key(settings.hash_key, uid, fields["SeriesInstanceUID"])
     current = now()
     fs = clients.firestore
-    instance_doc = instance_document(fields, uid, study, series, blob, is_image, current)
-    refs = (series_ref(fs, study, series), study_ref(fs, study))
-
-    def write(transaction: Any, series_snap: Any, study_snap: Any) -> bool:
-        if sealed is not None and not study_snap.exists:
-            # Ingest creates the study document before storing a sealed object: without
-            # it, the study was deleted after the object was written.
-            return False
-        if not series_snap.exists:
-            transaction.set(refs[0], series_document(fields, uid, study, current))
-        if not study_snap.exists:
-            transaction.set(refs[1], study_document(fields, uid, current))
-        # The instance last: settle counts instance documents, so once it sees them the
-        # series and study documents exist.
-        transaction.set(instance_ref(fs, study, series, instance), instance_doc)
-        return True
-
-    try:
-        written = markers.guarded_write(fs, settings.hash_key, uid, write, reads=refs,
-                                        study=study)
-    except markers.ErasureBegan:
-        return remove("erased")
-    except markers.StudyDeleted:
-        return remove("study_deleted")
-    if not written:
-        return remove("study_deleted")
+    if sealed is not None:
+        # Ingest creates the study document before it stores a sealed object: without it,
+        # the study was deleted (or its owner erased) after the object was written.
+        if not study_ref(fs, study).get(field_paths=["owner"]).exists:
+            return remove(markers.refusal(fs, settings.hash_key, uid, study) or "study_deleted")
+    else:
+        try:
+            create_parents(fs, settings.hash_key, fields, uid, study, series, current)
+        except markers.ErasureBegan:
+            return remove("erased")
+        except markers.StudyDeleted:
+            return remove("study_deleted")
+    # The instance last: settle counts instance documents, so once it sees them the series
+    # and study documents exist. Written, then checked (pacs.markers): refused, it goes.
+    ref = instance_ref(fs, study, series, instance)
+    ref.set(instance_document(fields, uid, study, series, blob, is_image, current))
+    outcome = markers.refusal(fs, settings.hash_key, uid, study, written_at=blob.time_created)
+    if outcome is not None:
+        ref.delete()
+        return remove(outcome)
     log_events.instance_indexed(uid, instance[:16], "indexed")
     return "indexed"

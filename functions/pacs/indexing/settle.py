@@ -180,20 +180,13 @@ def _build_preview(clients: Clients, uid: str, study: str, series: str,
 def _set_preview(clients: Clients, uid: str, study: str, series: str,
                  preview_state: dict[str, Any]) -> str | None:
     """Record the series' preview, unless the series is gone or its owner's erasure or its
-    study's deletion began: then the refusal (``gone``, ``erased``, ``study_deleted``)."""
+    study's deletion began: then the refusal (``gone``, ``erased``, ``study_deleted``).
+    An update (never a create), then the markers checked (:func:`pacs.markers.refusal`)."""
+    from google.api_core.exceptions import NotFound
+
     fs = clients.firestore
-    ref = catalog.series_ref(fs, study, series)
-
-    def write(transaction: Any, snap: Any) -> str | None:
-        if not snap.exists:
-            return "gone"
-        transaction.update(ref, {"preview": preview_state})
-        return None
-
     try:
-        return markers.guarded_write(fs, clients.settings.hash_key, uid, write, reads=(ref,),
-                                     study=study)
-    except markers.ErasureBegan:
-        return "erased"
-    except markers.StudyDeleted:
-        return "study_deleted"
+        catalog.series_ref(fs, study, series).update({"preview": preview_state})
+    except NotFound:
+        return "gone"
+    return markers.refusal(fs, clients.settings.hash_key, uid, study)

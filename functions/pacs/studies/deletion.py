@@ -18,8 +18,8 @@ deletion, readable by them under the rules. A study that does not exist and a st
 someone else's get the same 404; deleting a study already deleted answers its record.
 
 The study document goes first, so the study leaves search results and share links at once.
-While the record is ``in_progress`` every writer refuses to write under the study
-(:func:`pacs.markers.guarded_write`; the indexer deletes an instance object stored meanwhile).
+While the record is ``in_progress`` nothing written under the study stays: every writer
+checks it after writing and deletes what it wrote (:func:`pacs.markers.refusal`).
 An upload still processing that carried the study holds completion back (its raw object is
 still being read and its results still point at the study): the deletion answers as
 accepted, ``waiting_for`` ``upload``, and the scheduled ``resume_deletions`` job
