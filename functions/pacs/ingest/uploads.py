@@ -186,7 +186,8 @@ def _commit(firestore: Any, settings: Settings, uid: str, usage_snap: Any,
 
     try:
         run(firestore.transaction(max_attempts=1))
-    except (exceptions.FailedPrecondition, exceptions.Conflict, exceptions.Aborted) as err:
+    except (exceptions.FailedPrecondition, exceptions.Conflict, exceptions.Aborted,
+            exceptions.NotFound) as err:  # NotFound: the usage document was deleted since
         raise _LostRace() from err
     except ValueError as err:  # the client's "failed to commit in 1 attempt", from Aborted
         if isinstance(err.__cause__, exceptions.Aborted):
@@ -266,13 +267,20 @@ def start_uploads(firestore: Any, storage: Any, settings: Settings, uid: str,
         ``bucket``, ``object``, ``batch`` (the id every record of the request carries: a
         client follows them with one query).
     """
-    # The service is for adults only: nothing is collected before the 18+ attestation.
-    profile.require(firestore, uid)
-    for request in requests:
-        if request.size > settings.max_upload_bytes:
-            raise BadRequest(f"file is larger than the {settings.max_upload_bytes} byte limit",
-                             code="too_large")
-    records = reserve(firestore, settings, uid, requests, now)
+    from google.api_core import exceptions
+
+    try:
+        # The service is for adults only: nothing is collected before the 18+ attestation.
+        profile.require(firestore, uid)
+        for request in requests:
+            if request.size > settings.max_upload_bytes:
+                raise BadRequest(f"file is larger than the {settings.max_upload_bytes} byte "
+                                 "limit", code="too_large")
+        records = reserve(firestore, settings, uid, requests, now)
+    except (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
+            exceptions.InternalServerError, exceptions.RetryError) as err:
+        raise TransientError("the database did not answer in time: try again",
+                             code="unavailable") from err
     try:
         sessions = _open_sessions(storage, settings, records, origin)
     except Exception as err:  # noqa: BLE001 - the records go; the caller may try again
