@@ -163,7 +163,8 @@ def _post_create_upload(client: requests.Session, url: str, id_token: str | Call
                         body: dict, what: str, retries: int, backoff: float,
                         timeout: float | tuple[float, float]) -> Any:
     """POST ``body`` to ``create_upload``; retries connection errors, 429 (but a limit's)
-    and 5xx; other errors raise ``UploadError`` with the function's ``error`` code and ``message``."""
+    and 5xx; other errors raise ``UploadError`` with the function's ``error`` code and
+    ``message``."""
     failures = 0
     while True:
         token = id_token() if callable(id_token) else id_token
@@ -290,7 +291,8 @@ class _SessionStore:
         now = time.time()
         # Drop stale entries while at it, so the file stays small.
         uploads = {k: v for k, v in uploads.items()
-                   if isinstance(v, dict) and now - float(v.get("created_at", 0)) <= SESSION_MAX_AGE}
+                   if isinstance(v, dict)
+                   and now - float(v.get("created_at", 0)) <= SESSION_MAX_AGE}
         uploads[key] = entry
         self._write(uploads)
 
@@ -301,7 +303,8 @@ class _SessionStore:
         uploads = self._read()
         now = time.time()
         uploads = {k: v for k, v in uploads.items()
-                   if isinstance(v, dict) and now - float(v.get("created_at", 0)) <= SESSION_MAX_AGE}
+                   if isinstance(v, dict)
+                   and now - float(v.get("created_at", 0)) <= SESSION_MAX_AGE}
         uploads.update(entries)
         self._write(uploads)
 
@@ -341,7 +344,8 @@ class _Uploader:
                  timeout: float | tuple[float, float]) -> None:
         self.f, self.path, self.url, self.size = f, path, session_url, size
         self.content_type, self.chunk_size, self.http = content_type, chunk_size, http
-        self.progress, self.retries, self.backoff, self.timeout = progress, retries, backoff, timeout
+        self.progress, self.retries = progress, retries
+        self.backoff, self.timeout = backoff, timeout
         self.reported = 0  # bytes reported to ``progress``
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.hashed = 0  # bytes of the file fed to ``md5``
@@ -521,7 +525,8 @@ def upload_file(path: str | os.PathLike, start_upload: Callable[[dict], dict], *
                 return str(entry["upload_id"])
 
         answer = start_upload({"filename": path.name, "size": size, "content_type": content_type})
-        if not isinstance(answer, dict) or not answer.get("session_url") or not answer.get("upload_id"):
+        if (not isinstance(answer, dict) or not answer.get("session_url")
+                or not answer.get("upload_id")):
             raise UploadError(f"create_upload answered without a session for {path.name}",
                               code="bad_response")
         store.put(key, {

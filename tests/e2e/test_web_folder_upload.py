@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import uuid
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import _needs
-from tests.e2e.webstack import ARTIFACTS, WEB, WebStack, start_web_stack, stop_web_stack
+from tests.e2e.webstack import ARTIFACTS, WEB, run_node, start_web_stack, stop_web_stack
 from tests.upload_folders import write_series
 
 # With PACS_E2E_FOLDER_ALL=1 the test waits for ingest, past the default 600 s.
@@ -48,19 +47,6 @@ def folder_web():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def run_folder_upload(web: WebStack, args: dict, timeout: float = 2400) -> dict:
-    ARTIFACTS.mkdir(exist_ok=True)
-    payload = {"url": web.url, "artifacts": str(ARTIFACTS), **args}
-    proc = subprocess.run(["node", str(SCRIPT), json.dumps(payload)], cwd=WEB,
-                          capture_output=True, text=True, timeout=timeout)
-    (ARTIFACTS / "folder-upload.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise AssertionError(f"folder-upload scenario failed (exit {proc.returncode}):\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
-
-
 def test_a_1000_file_folder_is_accepted_through_the_folder_picker(folder_web, tmp_path):
     web = folder_web
     # Arrange: a signed-up user and a CT folder of 1,000 small real DICOM files
@@ -72,10 +58,10 @@ def test_a_1000_file_folder_is_accepted_through_the_folder_picker(folder_web, tm
     sizes = {f"CT-folder/{p.name}": p.stat().st_size for p in write_series(folder, FILES)}
     wait_all = os.environ.get("PACS_E2E_FOLDER_ALL") == "1"
     # Act
-    out = run_folder_upload(web, {"email": user.email, "password": user.password,
-                                  "folder": str(folder), "files": FILES,
-                                  "firstDone": FIRST_DONE, "waitAll": wait_all,
-                                  "timeoutMs": 2_000_000 if wait_all else 600_000})
+    out = run_node(SCRIPT, "folder-upload", {
+        "url": web.url, "email": user.email, "password": user.password, "folder": str(folder),
+        "files": FILES, "firstDone": FIRST_DONE, "waitAll": wait_all,
+        "timeoutMs": 2_000_000 if wait_all else 600_000}, timeout=2400)
     (ARTIFACTS / "folder-upload.json").write_text(json.dumps(out, indent=1))
     print(f"\n1,000-file folder: listed in {out['picked'] / 1000:.1f} s, all accepted and sent "
           f"in {out['sent'] / 1000:.1f} s, {out['processedRows']} rows done in "

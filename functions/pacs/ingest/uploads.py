@@ -48,7 +48,8 @@ UPLOADS = "uploads"
 # reservations are serialised (see the module docstring).
 USAGE = "upload_usage"
 # Statuses an upload moves through.
-PENDING, PROCESSING, COMPLETE, PARTIAL, FAILED = "pending", "processing", "complete", "partial", "failed"
+PENDING, PROCESSING, COMPLETE = "pending", "processing", "complete"
+PARTIAL, FAILED = "partial", "failed"
 FINAL_STATUSES = (COMPLETE, PARTIAL, FAILED)
 # The largest request body create_upload reads (413 past it): upload_batch_max (at most
 # 400) entries with a name of up to 1,024 characters.
@@ -70,7 +71,8 @@ class UploadRequest:
         """Validate the request body's shape (limits are checked by :func:`start_upload`)."""
         if not isinstance(body, Mapping):
             raise BadRequest("send a JSON object with filename, size and content_type")
-        filename, size, content_type = body.get("filename"), body.get("size"), body.get("content_type")
+        filename, size = body.get("filename"), body.get("size")
+        content_type = body.get("content_type")
         if not isinstance(filename, str) or not filename.strip() or len(filename) > 1024:
             raise BadRequest("filename must be a non-empty string of at most 1024 characters",
                              code="bad_filename")
