@@ -231,22 +231,36 @@ const scenarios = {
     await shot(page, '26-viewer-big-series-loading');
     let leftAt = null;
     let loadedMs = null;
+    let clickedAt = null;
+    const count = (kind, until = Infinity, from = -Infinity) => events.filter((e) => e.kind === kind && e.t > from && e.t <= until).length;
+    const inFlight = () => count('start') - count('done') - count('failed');
     if (args.waitForAll) {
       await page.waitForSelector('.viewer-page[data-loaded="true"]', { timeout: 600_000 });
       loadedMs = now();
     } else {
-      // Leave the series: the rest must not keep downloading.
+      // Leave the series while images are on their way (the lanes have a gap between one
+      // file and the next; leaving in it would abort nothing): the rest must not keep
+      // downloading, and what is in flight is aborted.
+      const deadline = Date.now() + 20_000;
+      while (inFlight() < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      clickedAt = now();
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Studies' }).click();
       await page.waitForURL(/\/studies$/);
       leftAt = now();
+      // The aborts are reported as the browser gets to them; then nothing more may happen.
+      const settled = Date.now() + 10_000;
+      while (inFlight() > 0 && Date.now() < settled) await new Promise((r) => setTimeout(r, 20));
       await page.waitForTimeout(args.afterLeaveMs ?? 1500);
     }
     const allDoneMs = events.filter((e) => e.kind === 'done').at(-1)?.t ?? null;
-    return { trace: trace.slice(0, 40), firstImageMs, loadedMs, doneAtFirst, countText, status, leftAt, allDoneMs,
-      startedAfterLeave: leftAt === null ? null : events.filter((e) => e.kind === 'start' && e.t > leftAt + 100).length,
-      doneAfterLeave: leftAt === null ? null : events.filter((e) => e.kind === 'done' && e.t > leftAt + 100).length,
+    return { firstImageMs, loadedMs, doneAtFirst, countText, status, clickedAt, leftAt, allDoneMs,
+      inFlightAtClick: clickedAt === null ? null : count('start', clickedAt) - count('done', clickedAt) - count('failed', clickedAt),
+      abortedAfterClick: clickedAt === null ? null : events.filter((e) => e.kind === 'failed' && e.t > clickedAt && e.why === 'net::ERR_ABORTED').length,
+      startedAfterLeave: leftAt === null ? null : count('start', Infinity, leftAt + 100),
+      doneAfterLeave: leftAt === null ? null : count('done', Infinity, leftAt + 100),
+      inFlightAtEnd: inFlight(),
       failedAtLeave: events.filter((e) => e.kind === 'failed').map((e) => e.why),
-      started: events.filter((e) => e.kind === 'start').length, errors: cons.errors };
+      started: events.filter((e) => e.kind === 'start').length, errors: cons.errors, trace: trace.slice(0, 40) };
   },
 };
 
