@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             figures["cloud_ceiling_per_s"] = ceilings.local_cloud_ceiling(w, cloud.clients())
             o = orthanc.get(w.name)
             figures["orthanc_per_s"] = o["instances"] / o["seconds"] if o else None
+            figures["orthanc_cpu_ms_per_instance"] = (o["cpu_seconds"] * 1000 / o["instances"]
+                                                      if o else None)
             results["workloads"][w.name] = figures
         results["peak_rss_mib"] = ours.peak_rss_mib(cloud)
         if args.big_archive_gb:
@@ -87,6 +89,19 @@ def _ratio(a, b) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
 
 
+def report_cpu(workloads: dict) -> None:
+    """CPU milliseconds per instance of each of our processes over each workload's window,
+    their sum, Orthanc's in the same run, and the ratio (``/proc``, :mod:`bench.cpu`)."""
+    for name, f in workloads.items():
+        ours = f.get("cpu_ms_per_instance") or {}
+        orthanc = f.get("orthanc_cpu_ms_per_instance")
+        busy = ", ".join(f"{k} {v:.2f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1])
+                         if k != "sum" and v >= 0.005)
+        print(f"{name}: CPU ms/instance, ours {ours.get('sum', 0):.2f} ({busy}); Orthanc "
+              + (f"{orthanc:.2f}; ours/Orthanc {ours.get('sum', 0) / orthanc:.2f}x"
+                 if orthanc else "not run"))
+
+
 def report(results: dict) -> None:
     print(f"\n{'workload':8s} {'inst/s':>8s} {'MB/s':>6s} {'ms/inst':>8s} {'orthanc/s':>9s} "
           f"{'cloud cap/s':>11s} {'parse cap/s':>11s} {'ours/orthanc':>12s} {'ours/cloud':>10s} "
@@ -97,6 +112,7 @@ def report(results: dict) -> None:
               f"{f['parse_ceiling_per_s']:11.1f} {_ratio(f['instances_per_s'], f['orthanc_per_s']):>12s} "
               f"{_ratio(f['instances_per_s'], f['cloud_ceiling_per_s']):>10s} "
               f"{_ratio(f['instances_per_s'], f['parse_ceiling_per_s']):>10s}")
+    report_cpu(results["workloads"])
     for name, f in results["workloads"].items():
         print(f"{name}: all stored at {f['stored_s']:.1f} s, all indexed at {f['indexed_s']:.1f} s, "
               f"series settled at {f['settled_s']:.1f} s")

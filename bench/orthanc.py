@@ -18,6 +18,8 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench import cpu
+
 PORT = 8042
 
 
@@ -48,14 +50,18 @@ def start(workdir: Path) -> subprocess.Popen:
     raise RuntimeError("Orthanc did not start")
 
 
-def ingest(zip_path: Path) -> dict:
+def ingest(zip_path: Path, pid: int) -> dict:
+    """POST every member; wall time, and Orthanc's CPU seconds over the same window
+    (``/proc``, :mod:`bench.cpu`; the two clients are not counted)."""
     with zipfile.ZipFile(zip_path) as zf:
         blobs = [zf.read(n) for n in zf.namelist()]
+    cpu_before = cpu.tree_cpu_seconds(pid)
     started = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:  # two clients, as the issue asks
         list(pool.map(lambda b: _post("/instances", b), blobs))
     seconds = time.perf_counter() - started
     return {"instances": len(blobs), "seconds": seconds,
+            "cpu_seconds": cpu.tree_cpu_seconds(pid) - cpu_before,
             "mb": sum(len(b) for b in blobs) / 1e6}
 
 
@@ -75,7 +81,7 @@ def main(paths: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc = start(Path(tmp))
         try:
-            results = {Path(p).stem: ingest(Path(p)) for p in paths}
+            results = {Path(p).stem: ingest(Path(p), proc.pid) for p in paths}
             queries = [{"PatientName": "A*"}, {"ModalitiesInStudy": "CT"},
                        {"StudyDate": "20000101-20301231"}, {"PatientName": "*", "ModalitiesInStudy": "MR"}]
             results["find"] = find_latency(queries)

@@ -9,6 +9,7 @@ from pathlib import Path
 import requests
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from bench import cpu
 from bench.workloads import Workload
 from localcloud import procs
 from tests.ingest_helpers import start_upload, upload_record
@@ -19,6 +20,14 @@ def peak_rss_mib(cloud: LocalCloud) -> dict[str, float]:
     """Highest VmHWM of any process of each function's process group."""
     return {child.name.split(".", 1)[-1]: procs.group_peak_rss_bytes(child.pid) / 2**20
             for child in cloud.children}
+
+
+def our_processes(cloud: LocalCloud) -> dict[str, int]:
+    """The root pid of each of our processes in the stack (every function process, the
+    router, the scheduler) by short name; the emulators are not ours."""
+    prefix = f"{cloud.project}."
+    return {child.name[len(prefix):]: child.pid for child in cloud.children
+            if child.name.startswith(prefix)}
 
 
 def _phase(cloud: LocalCloud, uid: str, upload_id: str, workload: Workload) -> str:
@@ -37,6 +46,20 @@ def _phase(cloud: LocalCloud, uid: str, upload_id: str, workload: Workload) -> s
     return "settling"
 
 
+def _wait_for_quiet_router(cloud: LocalCloud, quiet: float = 1.0, timeout: float = 60) -> None:
+    """Wait until the router has delivered nothing new for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        stats = requests.get(cloud.cfg.router_url(), timeout=5).json()
+        now = (stats.get("delivered"), stats.get("retried"), stats.get("failed"))
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.2)
+
+
 def _put_file(session_url: str, path: Path) -> None:
     """One PUT streamed from disk (a 2 GB archive never sits in the bench's memory)."""
     size = path.stat().st_size
@@ -49,6 +72,8 @@ def _put_file(session_url: str, path: Path) -> None:
 def ingest(cloud: LocalCloud, workload: Workload, timeout: float = 1800) -> dict:
     user = cloud.create_user()
     size = workload.path.stat().st_size
+    roots = our_processes(cloud)
+    cpu_before = cpu.snapshot(roots)
     resp = start_upload(cloud, user, workload.path.name, size, "application/zip")
     resp.raise_for_status()
     body = resp.json()
@@ -62,6 +87,8 @@ def ingest(cloud: LocalCloud, workload: Workload, timeout: float = 1800) -> dict
             raise TimeoutError(f"{workload.name} did not finish in {timeout} s")
         time.sleep(0.25)
     seconds = time.perf_counter() - started
+    _wait_for_quiet_router(cloud)  # events still in flight (duplicates, fast paths) count too
+    cpu_seconds = cpu.spent(cpu_before, cpu.snapshot(roots))
     # When each phase was first seen: storing ends when the upload record is final, indexing
     # when every instance document exists, settling when every series preview is ready.
     ends = {"stored_s": phases.get("indexing", phases.get("settling", seconds)),
@@ -72,6 +99,7 @@ def ingest(cloud: LocalCloud, workload: Workload, timeout: float = 1800) -> dict
             "mb_per_s": workload.instance_bytes / 1e6 / seconds,
             "ms_per_instance": seconds * 1000 / workload.instances, "counts": counts,
             "documents": documents,
+            "cpu_ms_per_instance": cpu.per_instance_ms(cpu_seconds, workload.instances),
             "documents_per_instance": sum(documents.values()) / workload.instances, **ends}
 
 
