@@ -2,7 +2,7 @@ import './styles.css';
 import { onAuthStateChanged, type User } from 'firebase/auth';
 import { track } from './analytics';
 import { loadConfig } from './config';
-import { onConsentChange, readConsent, writeConsent } from './consent';
+import { onConsentChange, readConsent } from './consent';
 import { showConsentBanner } from './consent-banner';
 import { initBackend } from './firebase';
 import { forgetManifest } from './manifests';
@@ -87,20 +87,18 @@ async function boot(): Promise<void> {
     ] : [h('a', { href: '/signin', 'data-link': true }, 'Sign in')]));
   };
 
-  /** Mirror the browser's choice to the consent ledger, or adopt the ledger's. */
+  /** Mirror this browser's choice to the consent ledger. The ledger's choice is never
+   * copied into the browser: a missing local value means "not given on this browser" (the
+   * policy's way to withdraw is clearing it), so the banner stays and nothing is tracked. */
   async function syncConsent(): Promise<void> {
     if (!currentUser()) return;
     try {
       const local = readConsent(window.localStorage);
+      if (!local) return;
       const server = await getConsent();
-      if (local) {
-        const serverValue = server.analytics === 'granted' && !server.needs_renewal ? true
-          : server.analytics === 'withdrawn' ? false : null;
-        if (serverValue !== local.analytics) await setServerConsent(local.analytics);
-      } else if (server.analytics !== 'not_given' && !server.needs_renewal) {
-        writeConsent(window.localStorage, server.analytics === 'granted');
-        document.querySelector('[data-testid="consent-banner"]')?.remove();
-      }
+      const serverValue = server.analytics === 'granted' && !server.needs_renewal ? true
+        : server.analytics === 'withdrawn' ? false : null;
+      if (serverValue !== local.analytics) await setServerConsent(local.analytics);
     } catch {
       /* no profile yet, or offline: the local choice stands and is synced next time */
     }
