@@ -34,7 +34,8 @@ from pacs.dicom.structure import (
     validate_structure,
 )
 
-__all__ = ["HeaderRejected", "InstanceHeader", "read_header", "zero_preamble"]
+__all__ = ["HeaderRejected", "InstanceHeader", "read_header", "read_header_dataset",
+           "zero_preamble"]
 
 #: Serialized size cap for the extracted fields (they go into one Firestore document).
 MAX_FIELDS_JSON_BYTES = 32 * 1024
@@ -65,6 +66,9 @@ class InstanceHeader:
     is_image: bool
     pixel_data_offset: int | None = None
     pixel_data_length: int | None = None
+    #: Where the data set begins in the file: ``pixel_data_offset`` is counted from here for
+    #: deflated files (in the inflated stream), from 0 otherwise.
+    dataset_offset: int = 0
 
 
 def zero_preamble(first_bytes: bytes) -> bytes:
@@ -93,6 +97,24 @@ def read_header(
     the header (everything before the pixel data) is read into memory, at most
     ``max_header_bytes`` of it; the pixel data is checked for truncation by its declared
     length (and, when encapsulated, by walking the 8-byte fragment headers).
+
+    Raises :class:`HeaderRejected` (never anything else for bad input).
+    """
+    return read_header_dataset(fileobj, size, max_header_bytes=max_header_bytes,
+                               inflate_max_bytes=inflate_max_bytes,
+                               max_elements=max_elements)[0]
+
+
+def read_header_dataset(
+    fileobj: BinaryIO | bytes,
+    size: int,
+    *,
+    max_header_bytes: int,
+    inflate_max_bytes: int,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> tuple[InstanceHeader, Any]:
+    """:func:`read_header`, also returning the pydicom dataset it read (everything before
+    the pixel data, file meta in ``file_meta``), for DICOM JSON (:mod:`pacs.dicom.json_header`).
 
     Raises :class:`HeaderRejected` (never anything else for bad input).
     """
@@ -129,7 +151,7 @@ def _read_header(
     max_elements: int,
     budget: Budget,
     readers: list[BoundedReader],
-) -> InstanceHeader:
+) -> tuple[InstanceHeader, Any]:
     if size < 132:
         raise HeaderRejected("not_dicom")
     reader = BoundedReader(fileobj, limit=max_header_bytes, size=size, budget=budget)
@@ -146,9 +168,10 @@ def _read_header(
     if budget.exceeded:
         raise HeaderRejected("too_large")
 
+    dataset_offset = 0
     if transfer_syntax == DEFLATED:
         # Two passes: count first (a bomb costs no memory), then keep the header part.
-        start = reader.tell()
+        start = dataset_offset = reader.tell()
         total = inflate(fileobj, start, size, cap=inflate_max_bytes)
         kept = io.BytesIO()
         inflate(fileobj, start, size, cap=inflate_max_bytes, sink=kept,
@@ -194,6 +217,7 @@ def _read_header(
         raise HeaderRejected("corrupt", "The DICOM header fields are too long to store.")
 
     return InstanceHeader(
+        dataset_offset=dataset_offset,
         transfer_syntax_uid=transfer_syntax,
         sop_class_uid=fields["SOPClassUID"] or uid_text(file_meta.get(
             "MediaStorageSOPClassUID")),
@@ -205,7 +229,7 @@ def _read_header(
         is_image=fields["is_image"],
         pixel_data_offset=pixel[1] if pixel else None,
         pixel_data_length=pixel[2] if pixel else None,
-    )
+    ), ds
 
 
 def _at_pixels(tag: int, vr: str | None, length: int) -> bool:
