@@ -380,14 +380,24 @@ def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepa
 
 
 def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: Any,
-               now: Callable[[], datetime] = _now) -> FileResult:
-    """Spool, parse and store one DICOM file; every refusal becomes a result."""
+               now: Callable[[], datetime] = _now,
+               inspect: Callable[[dicom_header.InstanceHeader], str | None] | None = None,
+               parents: catalog.ParentDocuments | None = None) -> FileResult:
+    """Spool, parse and store one DICOM file; every refusal becomes a result.
+
+    The second door (STOW-RS, :mod:`pacs.dicomweb.stow`) passes ``inspect``, which sees the
+    parsed header before anything is stored and may return a reason code that refuses the
+    file, and one ``parents`` for all the parts of a request."""
     prepared = _spool(clients, index, name, stream)
     if isinstance(prepared, FileResult):
         return prepared
+    reason = inspect(prepared[3]) if inspect is not None else None
+    if reason:
+        prepared[0].close()
+        return FileResult(index, name, results.REJECTED, reason=reason, size=prepared[1])
     keys = ids.instance_keys(clients.settings.hash_key, batch.uid, prepared[3].fields)
     return _store_prepared(clients, batch, index, name, prepared, keys,
-                           catalog.ParentDocuments(clients.settings.hash_key), now)
+                           parents or catalog.ParentDocuments(clients.settings.hash_key), now)
 
 
 def _checkpoint(clients: Clients, batch: Batch, cursor: int, now: Callable[[], datetime]) -> None:

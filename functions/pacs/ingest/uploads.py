@@ -255,6 +255,28 @@ def _release(firestore: Any, records: Sequence[tuple[str, dict]]) -> None:
     batch.commit()
 
 
+def admit(firestore: Any, settings: Settings, uid: str, requests: Sequence[UploadRequest],
+          now: Callable[[], datetime] = lambda: datetime.now(UTC)
+          ) -> list[tuple[str, dict[str, Any]]]:
+    """What every way in checks before it takes bytes (``create_upload`` and STOW-RS): the
+    18+ profile (403 ``profile_required``), the size cap, then :func:`reserve` (quota, rates,
+    the erasure marker). Returns the ``pending`` records (``(upload_id, record)``)."""
+    from google.api_core import exceptions
+
+    try:
+        # The service is for adults only: nothing is collected before the 18+ attestation.
+        profile.require(firestore, uid)
+        for request in requests:
+            if request.size > settings.max_upload_bytes:
+                raise BadRequest(f"file is larger than the {settings.max_upload_bytes} byte "
+                                 "limit", code="too_large")
+        return reserve(firestore, settings, uid, requests, now)
+    except (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
+            exceptions.InternalServerError, exceptions.RetryError) as err:
+        raise TransientError("the database did not answer in time: try again",
+                             code="unavailable") from err
+
+
 def start_uploads(firestore: Any, storage: Any, settings: Settings, uid: str,
                   requests: Sequence[UploadRequest], origin: str | None = None,
                   now: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -269,20 +291,7 @@ def start_uploads(firestore: Any, storage: Any, settings: Settings, uid: str,
         ``bucket``, ``object``, ``batch`` (the id every record of the request carries: a
         client follows them with one query).
     """
-    from google.api_core import exceptions
-
-    try:
-        # The service is for adults only: nothing is collected before the 18+ attestation.
-        profile.require(firestore, uid)
-        for request in requests:
-            if request.size > settings.max_upload_bytes:
-                raise BadRequest(f"file is larger than the {settings.max_upload_bytes} byte "
-                                 "limit", code="too_large")
-        records = reserve(firestore, settings, uid, requests, now)
-    except (exceptions.ServiceUnavailable, exceptions.DeadlineExceeded,
-            exceptions.InternalServerError, exceptions.RetryError) as err:
-        raise TransientError("the database did not answer in time: try again",
-                             code="unavailable") from err
+    records = admit(firestore, settings, uid, requests, now)
     try:
         sessions = _open_sessions(storage, settings, records, origin)
     except Exception as err:  # noqa: BLE001 - the records go; the caller may try again
