@@ -131,6 +131,7 @@ class Settings:
     run_record_retention_days: int = 90
     erasure_stale_minutes: int = 30
     deletion_stale_minutes: int = 10
+    unconfirmed_account_days: int = 7
     usage_min_users: int = 5
     retention_page_size: int = 500
     retention_topic: str = "retention-jobs"
@@ -191,6 +192,7 @@ class Settings:
             run_record_retention_days=_int(env, "PACS_RUN_RECORD_RETENTION_DAYS", 90),
             erasure_stale_minutes=_int(env, "PACS_ERASURE_STALE_MINUTES", 30),
             deletion_stale_minutes=_int(env, "PACS_DELETION_STALE_MINUTES", 10),
+            unconfirmed_account_days=max(1, _int(env, "PACS_UNCONFIRMED_ACCOUNT_DAYS", 7)),
             usage_min_users=max(2, _int(env, "PACS_USAGE_MIN_USERS", 5)),
             retention_page_size=max(1, _int(env, "PACS_RETENTION_PAGE_SIZE", 500)),
             retention_topic=env.get("PACS_RETENTION_TOPIC", "retention-jobs"),

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from pacs.retention.accounts import purge_unconfirmed
 from pacs.retention.context import Job
 from pacs.retention.deletions import resume_deletions
 from pacs.retention.erasures import resume_erasures
@@ -29,6 +30,8 @@ JOBS: dict[str, Job] = {job.name: job for job in (
         "queue again erasure and export requests that stopped moving"),
     Job("resume_deletions", resume_deletions,
         "finish study deletions that waited for an upload or stopped part way"),
+    Job("purge_unconfirmed", purge_unconfirmed,
+        "delete sign-in accounts idle for days that never confirmed 18+ and hold no data"),
     Job("usage_trends", usage_trends,
         "count yesterday's anonymous usage figures, small buckets suppressed"),
 )}
