@@ -2,13 +2,18 @@
 
 The attribute sets are PS3.18's QIDO-RS defaults (tables 10.6.3-3 to 10.6.3-5) as far as
 the index holds them: what a document does not hold is left out rather than invented.
-Text is stored decoded, so every answer declares ``ISO_IR 192`` (UTF-8).
+``includefield`` adds what a level holds beyond its defaults (:data:`HELD`), or all of it.
+Text is stored decoded, so every answer declares ``ISO_IR 192`` (UTF-8). Dates and times are
+answered normalised (``YYYYMMDD``, ``HHMMSS``) when the file used a legacy form
+(``1994.11.05``, ``11:20:00``); the documents keep the original.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from pacs.indexing import search_keys
 
 UTF8 = "ISO_IR 192"
 MEDIA_TYPE = "application/dicom+json"
@@ -38,6 +43,9 @@ TAGS: dict[str, tuple[str, str]] = {
     "StudyID": ("00200010", "SH"),
     "SeriesNumber": ("00200011", "IS"),
     "InstanceNumber": ("00200013", "IS"),
+    "ImagePositionPatient": ("00200032", "DS"),
+    "ImageOrientationPatient": ("00200037", "DS"),
+    "SliceLocation": ("00201041", "DS"),
     "NumberOfStudyRelatedSeries": ("00201206", "IS"),
     "NumberOfStudyRelatedInstances": ("00201208", "IS"),
     "NumberOfSeriesRelatedInstances": ("00201209", "IS"),
@@ -58,6 +66,17 @@ SERIES_ATTRIBUTES = ("SpecificCharacterSet", "Modality", "SeriesDescription", "B
 INSTANCE_ATTRIBUTES = ("SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID",
                        "InstanceAvailability", "StudyInstanceUID", "SeriesInstanceUID",
                        "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
+#: What each level's documents hold: its defaults, RetrieveURL, and the extras
+#: ``includefield`` may ask for.
+HELD = {
+    "study": STUDY_ATTRIBUTES + ("RetrieveURL",),
+    "series": SERIES_ATTRIBUTES + ("RetrieveURL",),
+    "instance": INSTANCE_ATTRIBUTES + ("RetrieveURL", "ImagePositionPatient",
+                                       "ImageOrientationPatient", "SliceLocation"),
+}
+DEFAULTS = {"study": STUDY_ATTRIBUTES + ("RetrieveURL",),
+            "series": SERIES_ATTRIBUTES + ("RetrieveURL",),
+            "instance": INSTANCE_ATTRIBUTES + ("RetrieveURL",)}
 
 
 def keyword_of(key: str) -> str | None:
@@ -87,6 +106,12 @@ def element(keyword: str, value: Any) -> dict[str, Any]:
         values = [_person_name(str(v)) for v in values]
     elif vr in ("IS", "US"):
         values = [int(v) for v in values]
+    elif vr == "DS":
+        values = [float(v) for v in values]
+    elif vr == "DA":
+        values = [search_keys.normal_date(v) or str(v) for v in values]
+    elif vr == "TM":
+        values = [search_keys.normal_time(v) or str(v) for v in values]
     else:
         values = [str(v) for v in values]
     return {"vr": vr, "Value": values}
@@ -98,28 +123,70 @@ def dataset(keywords: Iterable[str], values: Mapping[str, Any]) -> dict[str, Any
                                                                  key=lambda k: TAGS[k][0])}
 
 
-def study_json(doc: Mapping[str, Any]) -> dict[str, Any]:
+def wanted(level: str, include: Iterable[str] = (), include_all: bool = False
+           ) -> tuple[str, ...]:
+    """The keywords an answer at ``level`` holds: the defaults, plus what ``includefield``
+    named that the level holds (every held attribute with ``all``)."""
+    held = HELD[level]
+    extra = held if include_all else tuple(k for k in include if k in held)
+    return tuple(dict.fromkeys(DEFAULTS[level] + extra))
+
+
+def study_values(doc: Mapping[str, Any], retrieve_url: str | None = None) -> dict[str, Any]:
+    """The attribute values of a study document (with its settled counts)."""
+    return {**doc, "SpecificCharacterSet": UTF8, "InstanceAvailability": "ONLINE",
+            "ModalitiesInStudy": doc.get("modalities") or doc.get("ModalitiesInStudy"),
+            "NumberOfStudyRelatedSeries": doc.get("series_count") or 0,
+            "NumberOfStudyRelatedInstances": doc.get("instance_count") or 0,
+            "RetrieveURL": retrieve_url}
+
+
+def series_values(study_uid: str, doc: Mapping[str, Any],
+                  retrieve_url: str | None = None) -> dict[str, Any]:
+    """The attribute values of a series document."""
+    return {**doc, "SpecificCharacterSet": UTF8, "StudyInstanceUID": study_uid,
+            "NumberOfSeriesRelatedInstances": doc.get("instance_count") or 0,
+            "RetrieveURL": retrieve_url}
+
+
+def instance_values(study_uid: str, series_uid: str, doc: Mapping[str, Any],
+                    retrieve_url: str | None = None) -> dict[str, Any]:
+    """The attribute values of an instance document."""
+    return {**doc, "SpecificCharacterSet": UTF8, "InstanceAvailability": "ONLINE",
+            "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid,
+            "RetrieveURL": retrieve_url}
+
+
+def answer(parts: Iterable[tuple[tuple[str, ...], Mapping[str, Any]]]) -> dict[str, Any]:
+    """One DICOM JSON object from (keywords, values) of each level, lowest level last (its
+    values win: a series' RetrieveURL over its study's). A RetrieveURL left unset is
+    omitted."""
+    keywords: dict[str, None] = {}
+    values: dict[str, Any] = {}
+    for names, vals in parts:
+        keywords.update(dict.fromkeys(names))
+        values.update({k: vals.get(k) for k in names})
+    if not values.get("RetrieveURL"):
+        keywords.pop("RetrieveURL", None)
+    return dataset(keywords, values)
+
+
+def study_json(doc: Mapping[str, Any], retrieve_url: str | None = None,
+               keywords: tuple[str, ...] | None = None) -> dict[str, Any]:
     """A study document (with its settled counts) in the QIDO-RS study attribute set."""
-    values = {**doc, "SpecificCharacterSet": UTF8, "InstanceAvailability": "ONLINE",
-              "ModalitiesInStudy": doc.get("modalities") or doc.get("ModalitiesInStudy"),
-              "NumberOfStudyRelatedSeries": doc.get("series_count") or 0,
-              "NumberOfStudyRelatedInstances": doc.get("instance_count") or 0}
-    return dataset(STUDY_ATTRIBUTES, values)
+    return answer([(keywords or wanted("study"), study_values(doc, retrieve_url))])
 
 
-def series_json(study_uid: str, doc: Mapping[str, Any]) -> dict[str, Any]:
+def series_json(study_uid: str, doc: Mapping[str, Any], retrieve_url: str | None = None,
+                keywords: tuple[str, ...] | None = None) -> dict[str, Any]:
     """A series document in the QIDO-RS series attribute set."""
-    values = {**doc, "SpecificCharacterSet": UTF8, "StudyInstanceUID": study_uid,
-              "NumberOfSeriesRelatedInstances": doc.get("instance_count") or 0}
-    return dataset(SERIES_ATTRIBUTES, values)
+    return answer([(keywords or wanted("series"), series_values(study_uid, doc, retrieve_url))])
 
 
 def instance_json(study_uid: str, series_uid: str, doc: Mapping[str, Any],
-                  retrieve_url: str | None = None) -> dict[str, Any]:
+                  retrieve_url: str | None = None,
+                  keywords: tuple[str, ...] | None = None) -> dict[str, Any]:
     """An instance document in the QIDO-RS instance attribute set (with its RetrieveURL when
     given)."""
-    values = {**doc, "SpecificCharacterSet": UTF8, "InstanceAvailability": "ONLINE",
-              "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid,
-              "RetrieveURL": retrieve_url}
-    keywords = INSTANCE_ATTRIBUTES + (("RetrieveURL",) if retrieve_url else ())
-    return dataset(keywords, values)
+    return answer([(keywords or wanted("instance"),
+                    instance_values(study_uid, series_uid, doc, retrieve_url))])

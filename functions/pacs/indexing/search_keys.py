@@ -38,8 +38,11 @@ names or keywords of several words. Terms grow with the product of two lists onl
 ``search.name_tokens``, ``search.description_words``, ``search.modalities``
     The unexpanded lists, for those candidate checks and for recomputing the terms when the
     study's modalities change (settling a series, :func:`with_modalities`).
-``search.date``
-    ``YYYYMMDD`` or empty, for display and for clients that want it.
+``search.date``, ``search.time``
+    ``YYYYMMDD`` and ``HHMMSS[.ffffff]``, or empty, for display, for matching and for clients
+    that want them. Legacy forms found in older files (ACR-NEMA style ``YYYY.MM.DD`` dates,
+    ``HH:MM:SS`` times: :func:`normal_date`, :func:`normal_time`) are normalised here and in
+    ``search.sort``, so date ranges find them; the study document keeps the original value.
 
 The ``|`` and ``:`` separators cannot occur inside a term's value: tokens are split at every
 non-alphanumeric character, and modality codes are DICOM code strings (letters, digits,
@@ -59,6 +62,9 @@ NAME, MODALITY, WORD = "n", "m", "w"
 _SPLIT = re.compile(r"[\W_]+")
 _MODALITY = re.compile(r"^[A-Z0-9_]{1,16}$")
 _DATE = re.compile(r"^\d{8}$")
+_LEGACY_DATE = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})$")
+_TIME = re.compile(r"^(\d{2})(\d{2})?(\d{2})?(\.\d{1,6})?$")
+_LEGACY_TIME = re.compile(r"^(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?$")
 
 
 def fold(text: str) -> str:
@@ -102,13 +108,38 @@ def modality_codes(values: Iterable[Any] | None) -> list[str]:
     return sorted({c for c in (modality_code(v) for v in values or ()) if c})
 
 
+def normal_date(value: Any) -> str:
+    """A DA value as ``YYYYMMDD`` (``YYYYMMDD`` itself, or the legacy ``YYYY.MM.DD``), or
+    ``""`` when it is neither."""
+    text = str(value or "").strip()
+    legacy = _LEGACY_DATE.fullmatch(text)
+    date = "".join(legacy.groups()) if legacy else text
+    return date if _DATE.fullmatch(date) else ""
+
+
+def normal_time(value: Any) -> str:
+    """A TM value as ``HH[MM[SS[.ffffff]]]`` (the legacy ``HH:MM[:SS[.ffffff]]`` rewritten
+    without colons), or ``""`` when it is neither or out of range."""
+    text = str(value or "").strip()
+    legacy = _LEGACY_TIME.fullmatch(text)
+    if legacy:
+        text = "".join(g or "" for g in legacy.groups())
+    parts = _TIME.fullmatch(text)
+    if not parts:
+        return ""
+    hh, mm, ss = (int(g) if g else 0 for g in parts.groups()[:3])
+    if hh > 23 or mm > 59 or ss > 60:
+        return ""
+    return text
+
+
 def sortable_date(study_date: str | None, study_time: str | None = None) -> str:
     """``YYYYMMDD`` plus ``HHMMSS`` when known, sortable as a string; empty dates sort last
-    in a descending list."""
-    date = (study_date or "").strip()
-    if not _DATE.fullmatch(date):
+    in a descending list. Legacy forms are normalised (:func:`normal_date`)."""
+    date = normal_date(study_date)
+    if not date:
         return NO_DATE
-    time = re.sub(r"[^0-9]", "", (study_time or ""))[:6].ljust(6, "0")
+    time = normal_time(study_time)[:6].ljust(6, "0")
     return date + time
 
 
@@ -141,14 +172,14 @@ def study_search_keys(fields: dict[str, Any],
     tokens = name_tokens(fields.get("PatientName"))
     description = words(fields.get("StudyDescription"))
     mods = modality_codes(modalities)
-    date = (fields.get("StudyDate") or "").strip()
     return {
         "name_tokens": tokens,
         "description_words": description,
         "modalities": mods,
         "patient_id": fold(str(fields.get("PatientID") or "")).strip(),
         "accession": fold(str(fields.get("AccessionNumber") or "")).strip(),
-        "date": date if _DATE.fullmatch(date) else "",
+        "date": normal_date(fields.get("StudyDate")),
+        "time": normal_time(fields.get("StudyTime")),
         "sort": sortable_date(fields.get("StudyDate"), fields.get("StudyTime")),
         "terms": study_terms(tokens, mods, description),
     }
