@@ -101,3 +101,14 @@ def event_expired(function: str, event_id: str) -> None:
 def event_retry(function: str, code: str, **ids: Any) -> None:
     emit("INFO", "event_retry", "event not done yet; asking for redelivery", function=function,
          code=code, **ids)
+
+
+def privacy_request_overdue(request_id: str, kind: str, days_overdue: int) -> None:
+    """One per overdue request per run: the deploy plan's log-based alert counts these."""
+    emit("ERROR", "privacy_request_overdue", "a data-subject request is past its due date",
+         request_id=request_id, request_type=kind, days_overdue=days_overdue)
+
+
+def privacy_request_at_risk(request_id: str, kind: str, days_left: int) -> None:
+    emit("WARNING", "privacy_request_at_risk", "a data-subject request is due soon",
+         request_id=request_id, request_type=kind, days_left=days_left)

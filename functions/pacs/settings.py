@@ -132,6 +132,7 @@ class Settings:
     erasure_stale_minutes: int = 30
     deletion_stale_minutes: int = 10
     unconfirmed_account_days: int = 7
+    privacy_at_risk_days: int = 5
     usage_min_users: int = 5
     retention_page_size: int = 500
     retention_topic: str = "retention-jobs"
@@ -193,6 +194,7 @@ class Settings:
             erasure_stale_minutes=_int(env, "PACS_ERASURE_STALE_MINUTES", 30),
             deletion_stale_minutes=_int(env, "PACS_DELETION_STALE_MINUTES", 10),
             unconfirmed_account_days=max(1, _int(env, "PACS_UNCONFIRMED_ACCOUNT_DAYS", 7)),
+            privacy_at_risk_days=max(0, _int(env, "PACS_PRIVACY_AT_RISK_DAYS", 5)),
             usage_min_users=max(2, _int(env, "PACS_USAGE_MIN_USERS", 5)),
             retention_page_size=max(1, _int(env, "PACS_RETENTION_PAGE_SIZE", 500)),
             retention_topic=env.get("PACS_RETENTION_TOPIC", "retention-jobs"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pacs.retention.accounts import purge_unconfirmed
 from pacs.retention.context import Job
+from pacs.retention.deadlines import watch_deadlines
 from pacs.retention.deletions import resume_deletions
 from pacs.retention.erasures import resume_erasures
 from pacs.retention.links import expire_links
@@ -32,6 +33,8 @@ JOBS: dict[str, Job] = {job.name: job for job in (
         "finish study deletions that waited for an upload or stopped part way"),
     Job("purge_unconfirmed", purge_unconfirmed,
         "delete sign-in accounts idle for days that never confirmed 18+ and hold no data"),
+    Job("watch_deadlines", watch_deadlines,
+        "mark data-subject requests due within days as at risk; log an alert per overdue one"),
     Job("usage_trends", usage_trends,
         "count yesterday's anonymous usage figures, small buckets suppressed"),
 )}
