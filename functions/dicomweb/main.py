@@ -13,12 +13,13 @@ import functions_framework
 from pacs import guard, http
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
-from pacs.dicomweb import attributes, qido, wado
+from pacs.dicomweb import attributes, qido, removal, wado
 from pacs.errors import BadRequest, NotFound, PacsError
 
 guard.assert_safe_environment()
 
 FUNCTION = "dicomweb"
+RETRIEVES = ("study", "series_retrieve", "instance")
 DICOM_JSON_HEADERS = {"Content-Type": attributes.MEDIA_TYPE, "Cache-Control": "no-store",
                       "X-Content-Type-Options": "nosniff"}
 
@@ -41,14 +42,14 @@ def _route(path: str) -> tuple[str, list[str], str]:
     at = parts.index("studies")
     base = "/" + "/".join(parts[:at]) if at else ""
     rest = parts[at + 1:]
-    shapes = {0: "studies", 2: "series", 4: "instances", 5: "instance"}
+    shapes = {0: "studies", 1: "study", 2: "series", 3: "series_retrieve", 4: "instances",
+              5: "instance"}
     resource = shapes.get(len(rest))
     if resource and all(rest[i] == n for i, n in ((1, "series"), (3, "instances"))
                         if i < len(rest)):
         return resource, [rest[i] for i in (0, 2, 4) if i < len(rest)], base
-    if len(rest) in (1, 3) or (rest and rest[-1] in ("metadata", "frames", "rendered",
-                                                     "thumbnail", "bulkdata")):
-        raise NotImplementedYet("study and series retrieve, metadata, frames, rendered and "
+    if rest and rest[-1] in ("metadata", "frames", "rendered", "thumbnail", "bulkdata"):
+        raise NotImplementedYet("metadata, frames, rendered and "
                                 "thumbnail are not implemented yet (docs/dicomweb.md)")
     raise NotFound("no such DICOMweb resource", code="not_found")
 
@@ -75,8 +76,8 @@ def dicomweb(request):
 
     def call():
         resource, uids, base = _route(request.path)
-        if request.method != "GET":
-            raise BadRequest("use GET", code="method_not_allowed")
+        if request.method != "GET" and (resource, request.method) != ("study", "DELETE"):
+            raise BadRequest("use GET (DELETE on a study)", code="method_not_allowed")
         clients = default_clients()
         uid = verify_caller(request.headers, clients.firebase_app).uid
         fs, key = clients.firestore, clients.settings.hash_key
@@ -88,14 +89,16 @@ def dicomweb(request):
         if resource == "instances":
             return _dicom_json(qido.search_instances(fs, key, uid, uids[0], uids[1], items,
                                                      _service_base(request, base)))
+        if request.method == "DELETE":
+            return removal.delete_study(clients, uid, uids[0])
         if items:
-            raise BadRequest("an instance retrieve takes no query parameters",
-                             code="unsupported_query")
-        body = wado.retrieve_instance(clients, uid, *uids, request.headers.get("Accept"))
+            raise BadRequest("a retrieve takes no query parameters", code="unsupported_query")
+        body = wado.retrieve(clients, uid, *uids, *[None] * (3 - len(uids)),
+                             accept=request.headers.get("Accept"))
         import flask
 
         return flask.Response(body.chunks, status=200, headers={
             "Content-Type": body.content_type, "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff"})
+            "X-Content-Type-Options": "nosniff", **body.headers})
 
     return http.handle(FUNCTION, call)

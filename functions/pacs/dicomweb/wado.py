@@ -1,130 +1,227 @@
-"""WADO-RS instance retrieve (PS3.18 §10.4): one stored instance as
-``multipart/related; type="application/dicom"``, streamed from Storage.
+"""WADO-RS retrieve (PS3.18 §10.4): a study, a series or an instance of the caller's as
+``multipart/related; type="application/dicom"`` (one part per instance), or a study or series
+as one ZIP (``Accept: application/zip``), streamed from Storage.
 
-The framing suits strict parsers (Cornerstone's reads the first part only): the body starts
-with the boundary, the part header is spelled ``Content-Type:`` and names the stored
-transfer syntax, lines end in CRLF. The instance is sent as stored (no transcoding), so an
-``Accept`` is met when it allows ``multipart/related`` with ``type="application/dicom"``
-(or ``*/*``) and a ``transfer-syntax`` of ``*``, the stored one, or none; otherwise 406.
-The object is read with its generation pinned: the instance the index names, not a later
-one under the same name.
+Instances are sent as stored (no transcoding): the original bytes with the preamble zeroed.
+So a retrieve is acceptable when the ``Accept`` allows every stored transfer syntax among the
+instances (``transfer-syntax=*``, the syntax by name, or none: a range that names no syntax
+takes the stored one, see :mod:`pacs.dicomweb.negotiation`); otherwise 406 naming the
+syntaxes. The parts are framed by :mod:`pacs.dicomweb.multipart` (strict parsers read them);
+each part's ``Content-Type`` names its transfer syntax. Objects are read with their
+generation pinned (the instance the index names, not a later one under the same name), 1 MiB
+at a time: the response holds one chunk, never a whole study. The listing of the instance
+documents (a few hundred bytes per instance) is read first, so that negotiation, the 404 and
+the ZIP's sizes are settled before the first byte. A failure after the first byte aborts the
+response (the multipart close or the ZIP's directory is never sent after a partial instance).
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pacs import ids
 from pacs.clients import Clients
-from pacs.dicomweb import qido
-from pacs.errors import NotFound, PacsError
+from pacs.dicomweb import multipart, qido
+from pacs.dicomweb.negotiation import MULTIPART, NotAcceptable, Offer, parse_accept, quality
+from pacs.errors import NotFound
 from pacs.indexing import catalog
+from pacs.zip import writer
 
 CHUNK_BYTES = 1024 * 1024
 DICOM = "application/dicom"
+ZIP = "application/zip"
+# What a retrieve reads of each instance document.
+LISTED = ("SOPInstanceUID", "InstanceNumber", "TransferSyntaxUID", "object", "generation",
+          "size", "owner")
 
-
-class NotAcceptable(PacsError):
-    """Nothing in the request's ``Accept`` can be served."""
-
-    code = "not_acceptable"
-    http_status = 406
+__all__ = ["NotAcceptable", "Retrieved", "retrieve", "retrieve_instance"]
 
 
 @dataclass(frozen=True)
-class MultipartBody:
-    """What the entry point sends: the response ``Content-Type`` and the body's pieces."""
+class Retrieved:
+    """What the entry point sends: the response's headers and the body's pieces."""
 
     content_type: str
     chunks: Iterator[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-def _params(parts: list[str]) -> dict[str, str]:
-    out = {}
-    for part in parts:
-        name, _, value = part.partition("=")
-        out[name.strip().lower()] = value.strip().strip('"')
-    return out
+# The name the first slice used; kept for callers of retrieve_instance.
+MultipartBody = Retrieved
 
 
-def acceptable(accept: str | None, stored_syntax: str | None) -> bool:
-    """Whether ``accept`` (the header; None when absent) allows the instance as stored."""
-    if not accept or not accept.strip():
-        return True
-    for media_range in accept.split(","):
-        media, *rest = media_range.split(";")
-        media = media.strip().lower()
-        params = _params(rest)
-        if params.get("q") in ("0", "0.0", "0.00", "0.000"):
-            continue
-        if media == "*/*":
-            return True
-        if media not in ("multipart/related", "multipart/*"):
-            continue
-        if params.get("type", DICOM).lower() not in (DICOM, "*/*"):
-            continue
-        syntax = params.get("transfer-syntax")
-        if syntax in (None, "*") or syntax == stored_syntax:
-            return True
-    return False
+@dataclass(frozen=True)
+class _Listed:
+    series_uid: str
+    doc: dict[str, Any]
 
 
-def _not_found() -> NotFound:
-    return NotFound("no such instance", code="not_found")
+def _not_found(what: str = "instance") -> NotFound:
+    return NotFound(f"no such {what}", code="not_found")
 
 
-def retrieve_instance(clients: Clients, uid: str, study_uid: str, series_uid: str,
-                      sop_uid: str, accept: str | None) -> MultipartBody:
-    """One of the caller's instances as a one-part multipart body.
+def _by_number(docs: list[dict[str, Any]], number: str, uid: str) -> list[dict[str, Any]]:
+    """``docs`` by their (Series|Instance)Number, those without one last, then by UID."""
+    def order(doc: dict[str, Any]) -> tuple:
+        try:
+            value = float(doc.get(number))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            value = None
+        return (value is None, value or 0.0, str(doc.get(uid) or ""))
+    return sorted(docs, key=order)
 
-    Raises
-    ------
-    NotFound
-        Unknown study, series or instance, or not the caller's (the same 404).
-    NotAcceptable
-        ``Accept`` allows nothing we can send.
+
+def _owned_study_key(fs: Any, key: bytes, uid: str, study_uid: str) -> str | None:
+    """The caller's study key for this UID, or None (malformed, unknown, not theirs)."""
+    if not qido.is_uid(study_uid):
+        return None
+    study_key = ids.study_key(key, uid, study_uid)
+    snap = catalog.study_ref(fs, study_key).get(field_paths=["owner"])
+    return study_key if snap.exists and (snap.to_dict() or {}).get("owner") == uid else None
+
+
+def _instances_of(fs: Any, uid: str, study_key: str, series_key: str,
+                  only: str | None = None) -> list[dict[str, Any]]:
+    ref = catalog.series_ref(fs, study_key, series_key).collection("instances")
+    if only is not None:
+        snap = ref.document(only).get()
+        docs = [snap.to_dict() or {}] if snap.exists else []
+    else:
+        docs = [s.to_dict() or {} for s in ref.select(list(LISTED)).stream()]
+    return _by_number([d for d in docs if d.get("owner") == uid and d.get("object")],
+                      "InstanceNumber", "SOPInstanceUID")
+
+
+def list_instances(clients: Clients, uid: str, study_uid: str, series_uid: str | None = None,
+                   sop_uid: str | None = None) -> tuple[str, list[_Listed]]:
+    """(study key, the instances to send in order: series by number, then instances by
+    number). Raises NotFound for unknown, malformed or other users' UIDs alike, and for a
+    study or series with no stored instance."""
+    fs, key = clients.firestore, clients.settings.hash_key
+    what = "instance" if sop_uid else "series" if series_uid else "study"
+    study_key = _owned_study_key(fs, key, uid, study_uid)
+    if study_key is None:
+        raise _not_found(what)
+    if series_uid is None:
+        series = [s.to_dict() or {} for s in catalog.study_ref(fs, study_key).collection(
+            "series").select(["owner", "SeriesInstanceUID", "SeriesNumber"]).stream()]
+        series = [s for s in _by_number(series, "SeriesNumber", "SeriesInstanceUID")
+                  if s.get("owner") == uid and qido.is_uid(str(s.get("SeriesInstanceUID")))]
+        wanted = [(s["SeriesInstanceUID"], ids.series_key(key, uid, s["SeriesInstanceUID"]))
+                  for s in series]
+    else:
+        pair = qido.owned_series(fs, key, uid, study_uid, series_uid)
+        if pair is None:
+            raise _not_found(what)
+        wanted = [(series_uid, pair[1])]
+    only = None
+    if sop_uid is not None:
+        if not qido.is_uid(sop_uid):
+            raise _not_found(what)
+        only = ids.instance_key(key, uid, sop_uid)
+    listed = [_Listed(s_uid, doc) for s_uid, s_key in wanted
+              for doc in _instances_of(fs, uid, study_key, s_key, only)]
+    if not listed:
+        raise _not_found(what)
+    return study_key, listed
+
+
+def choose_form(accept: str | None, syntaxes: set[str | None], zip_offered: bool) -> str:
+    """``multipart/related`` or ``application/zip``: what ``accept`` prefers for instances
+    stored in ``syntaxes``. Multipart needs every syntax acceptable; ties go to multipart.
+
+    Raises NotAcceptable (406) naming the forms and syntaxes on offer.
     """
-    fs, settings = clients.firestore, clients.settings
-    owned = qido.owned_series(fs, settings.hash_key, uid, study_uid, series_uid)
-    if owned is None or not qido.is_uid(sop_uid):
-        raise _not_found()
-    key = ids.instance_key(settings.hash_key, uid, sop_uid)
-    snap = catalog.instance_ref(fs, *owned, key).get()
-    doc = snap.to_dict() if snap.exists else None
-    if not doc or doc.get("owner") != uid or not doc.get("object"):
-        raise _not_found()
-    syntax = doc.get("TransferSyntaxUID")
-    if not acceptable(accept, syntax):
-        raise NotAcceptable('this instance is served as stored: accept multipart/related; '
-                            f'type="application/dicom"; transfer-syntax={syntax or "*"}')
-    from google.api_core.exceptions import NotFound as GcsNotFound
-
-    chunks = _object_chunks(clients, doc)
-    try:  # a missing object is a 404 before any byte is sent
-        first = next(chunks)
-    except (GcsNotFound, StopIteration):
-        raise _not_found() from None
-    boundary = secrets.token_hex(16)
-    part_type = f"{DICOM}; transfer-syntax={syntax}" if syntax else DICOM
-
-    def body() -> Iterator[bytes]:
-        yield (f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n").encode()
-        yield first
-        yield from chunks
-        yield f"\r\n--{boundary}--\r\n".encode()
-
-    return MultipartBody(f'multipart/related; type="{DICOM}"; boundary={boundary}', body())
+    ranges = parse_accept(accept)
+    offers = [Offer(MULTIPART, DICOM, s or None, default=True) for s in sorted(
+        syntaxes, key=str)]
+    q_multipart = min(quality(ranges, o, DICOM) for o in offers)
+    q_zip = quality(ranges, Offer(ZIP)) if zip_offered else 0.0
+    if q_multipart == 0 and q_zip == 0:
+        named = ", ".join(o.describe() for o in offers) + (f", {ZIP}" if zip_offered else "")
+        raise NotAcceptable("instances are served as stored (no transcoding); this resource "
+                            f"offers: {named}")
+    return MULTIPART if q_multipart >= q_zip else ZIP
 
 
-def _object_chunks(clients: Clients, doc: dict[str, Any]) -> Iterator[bytes]:
-    """The object's bytes in chunks; an error past the first chunk aborts the response
-    (the closing boundary is never sent after a partial instance)."""
+def object_chunks(clients: Clients, doc: dict[str, Any]) -> Iterator[bytes]:
+    """An instance object's bytes in 1 MiB chunks, its generation pinned."""
     bucket = clients.storage.bucket(clients.settings.instances_bucket)
     generation = int(doc["generation"]) if doc.get("generation") else None
     blob = bucket.blob(doc["object"], generation=generation)
     with blob.open("rb", chunk_size=CHUNK_BYTES) as reader:
         while chunk := reader.read(CHUNK_BYTES):
             yield chunk
+
+
+def _first_chunk_or_404(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    """``chunks`` with its first chunk read now: an object gone before any byte is a 404."""
+    from google.api_core.exceptions import NotFound as GcsNotFound
+
+    try:
+        first = next(chunks)
+    except (GcsNotFound, StopIteration):
+        raise _not_found(what) from None
+
+    def again() -> Iterator[bytes]:
+        yield first
+        yield from chunks
+    return again()
+
+
+def _multipart(clients: Clients, listed: list[_Listed], what: str) -> Retrieved:
+    def parts() -> Iterator[multipart.Part]:
+        for i, item in enumerate(listed):
+            syntax = item.doc.get("TransferSyntaxUID")
+            chunks = first if i == 0 else object_chunks(clients, item.doc)
+            yield multipart.Part(f"{DICOM}; transfer-syntax={syntax}" if syntax else DICOM,
+                                 chunks)
+
+    first = _first_chunk_or_404(object_chunks(clients, listed[0].doc), what)
+    out = multipart.MultipartWriter(DICOM)
+    return Retrieved(out.content_type, out.stream(parts()))
+
+
+def _zip(clients: Clients, study_key: str, listed: list[_Listed], what: str) -> Retrieved:
+    first = _first_chunk_or_404(object_chunks(clients, listed[0].doc), what)
+
+    def members() -> Iterator[writer.Member]:
+        for i, item in enumerate(listed):
+            chunks = first if i == 0 else object_chunks(clients, item.doc)
+            name = f"{item.series_uid}/{item.doc['SOPInstanceUID']}.dcm"
+            yield writer.Member(name, int(item.doc.get("size") or 0), chunks)
+
+    filename = f"study-{study_key[:12]}.zip"
+    return Retrieved(ZIP, writer.stream_zip(members(), datetime.now(UTC)),
+                     {"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def retrieve(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
+             sop_uid: str | None, accept: str | None) -> Retrieved:
+    """A study, series or instance of the caller's, as ``accept`` prefers.
+
+    Raises
+    ------
+    NotFound
+        Unknown study, series or instance, or not the caller's (the same 404).
+    BadRequest
+        ``bad_accept``: a malformed ``Accept``.
+    NotAcceptable
+        ``Accept`` allows nothing we can send.
+    """
+    study_key, listed = list_instances(clients, uid, study_uid, series_uid, sop_uid)
+    what = "instance" if sop_uid else "series" if series_uid else "study"
+    syntaxes = {item.doc.get("TransferSyntaxUID") for item in listed}
+    form = choose_form(accept, syntaxes, zip_offered=sop_uid is None)
+    if form == ZIP:
+        return _zip(clients, study_key, listed, what)
+    return _multipart(clients, listed, what)
+
+
+def retrieve_instance(clients: Clients, uid: str, study_uid: str, series_uid: str,
+                      sop_uid: str, accept: str | None) -> Retrieved:
+    """One of the caller's instances as a one-part multipart body (see :func:`retrieve`)."""
+    return retrieve(clients, uid, study_uid, series_uid, sop_uid, accept)
