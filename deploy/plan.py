@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import re
 import shlex
 import sys
@@ -52,6 +53,15 @@ def runtime_settings() -> Any:
 
 
 _SETTINGS = runtime_settings()
+
+
+def policy_version() -> str:
+    """The privacy policy's version for the functions (``PACS_POLICY_VERSION``): the
+    effective date of the policy file the web client is built from (``PACS_POLICY_FILE``,
+    else ``../shared/privacy-policy.txt``), parsed as the functions parse it."""
+    module = sys.modules["_pacs_settings_for_deploy"]
+    path = Path(os.environ.get("PACS_POLICY_FILE") or module.POLICY_FILE)
+    return module.policy_version_of(path.read_text())
 # How long anything erased can survive in a residual copy, in days: the erasure receipt
 # states it (settings.residual_copy_days). GCS soft delete, Firestore PITR (fixed at 7
 # days when enabled) and Firestore backups all expire within it; object versioning is off.
@@ -277,6 +287,7 @@ def env_vars(spec: FunctionSpec, project: str, region: str, origins: list[str]) 
         "PACS_INSTANCES_BUCKET": bucket_name(project, "instances"),
         "PACS_DERIVED_BUCKET": bucket_name(project, "derived"),
         "PACS_VIEWER_ORIGIN": origins[0],
+        "PACS_POLICY_VERSION": policy_version(),
     }
     if spec.kind != "http":
         env["PACS_EVENT_DEADLINE_SECONDS"] = str(spec.timeout)

@@ -5,12 +5,14 @@
 // - the third-party licence notice is generated from what the bundle contains
 //   (vite-licences.ts);
 // - the privacy policy is the project's shared text (`../../shared/privacy-policy.txt`,
-//   PACS_POLICY_FILE overrides), imported as `virtual:privacy-policy` and also published
-//   as /privacy-policy.txt.
+//   PACS_POLICY_FILE overrides), imported as `virtual:privacy-policy` (its text, and its
+//   version: the "Effective date" line, which the consent choice is recorded under) and
+//   also published as /privacy-policy.txt.
 import { defineConfig, type Plugin } from 'vite';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { thirdPartyLicences } from './vite-licences.ts';
+import { policyVersionOf } from './src/policy.ts';
 
 const here = import.meta.dirname;
 const policyFile = process.env.PACS_POLICY_FILE || resolve(here, '../../shared/privacy-policy.txt');
@@ -30,7 +32,16 @@ function pacsAssets(): Plugin {
         this.error(`privacy policy not found at ${policyFile} (set PACS_POLICY_FILE)`);
       }
       this.addWatchFile(policyFile);
-      return `export default ${JSON.stringify(readFileSync(policyFile, 'utf8'))};`;
+      const text = readFileSync(policyFile, 'utf8');
+      // The policy's version is its "Effective date" line, as the functions read it
+      // (functions/pacs/settings.py policy_version_of; deploy/plan.py sets it for them).
+      let version: string;
+      try {
+        version = policyVersionOf(text);
+      } catch (err) {
+        this.error(`${policyFile}: ${(err as Error).message}`);
+      }
+      return `export default ${JSON.stringify(text)};\nexport const version = ${JSON.stringify(version)};`;
     },
     generateBundle() {
       for (const name of readdirSync(dwvWorkers)) {

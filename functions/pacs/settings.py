@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 GIB = 1024**3
 MIB = 1024**2
@@ -55,6 +57,36 @@ def hash_key_from_env(env: Mapping[str, str], project: str | None = None) -> byt
                             f"deployed function needs at least {HASH_KEY_MIN_BYTES} bytes "
                             "(Secret Manager secret pacs-hash-key)")
     return key
+
+
+# The privacy policy's version is its "Effective date" line (one source): the deploy plan
+# sets PACS_POLICY_VERSION from it, the web client reads it at build time; local runs read
+# the file itself (PACS_POLICY_FILE, else the repository's ../shared/privacy-policy.txt).
+POLICY_VERSION_SETTING = "PACS_POLICY_VERSION"
+POLICY_FILE = Path(__file__).resolve().parents[3] / "shared" / "privacy-policy.txt"
+_EFFECTIVE_DATE = re.compile(r"^Effective date:\s*(\d{4}-\d{2}-\d{2})\s*$", re.M)
+
+
+def policy_version_of(text: str) -> str:
+    """The policy's version: the date of its ``Effective date: YYYY-MM-DD`` line."""
+    match = _EFFECTIVE_DATE.search(text)
+    if not match:
+        raise ValueError("the privacy policy has no 'Effective date: YYYY-MM-DD' line")
+    return match.group(1)
+
+
+def policy_version_from_env(env: Mapping[str, str]) -> str:
+    """``PACS_POLICY_VERSION``, else the effective date of the policy file (local runs; a
+    staged function has no ../shared). Neither: :class:`MissingSecret`, naming the setting."""
+    value = env.get(POLICY_VERSION_SETTING, "").strip()
+    if value:
+        return value
+    path = Path(env.get("PACS_POLICY_FILE") or POLICY_FILE)
+    if not path.is_file():
+        raise MissingSecret(f"the setting {POLICY_VERSION_SETTING} is missing (and no policy "
+                            f"file at {path}): the deploy plan sets it from the privacy "
+                            "policy's effective date")
+    return policy_version_of(path.read_text())
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -138,7 +170,7 @@ class Settings:
     retention_topic: str = "retention-jobs"
     recent_signin_seconds: int = 300
     privacy_response_days: int = 30
-    policy_version: str = "2026-02-08"
+    policy_version: str = ""  # the policy's effective date (policy_version_from_env)
     # Erasure (docs/privacy.md): residual copies (backups, PITR, soft-deleted objects) expire
     # within residual_copy_days, logs within log_retention_days (deploy/plan.py sets both);
     # the pseudonymous erasure receipt is kept erasure_receipt_retention_days.
@@ -199,7 +231,7 @@ class Settings:
             retention_page_size=max(1, _int(env, "PACS_RETENTION_PAGE_SIZE", 500)),
             retention_topic=env.get("PACS_RETENTION_TOPIC", "retention-jobs"),
             recent_signin_seconds=_int(env, "PACS_RECENT_SIGNIN_SECONDS", 300),
-            policy_version=env.get("PACS_POLICY_VERSION", "2026-02-08"),
+            policy_version=policy_version_from_env(env),
             privacy_response_days=_int(env, "PACS_PRIVACY_RESPONSE_DAYS", 30),
             residual_copy_days=_int(env, "PACS_RESIDUAL_COPY_DAYS", 7),
             log_retention_days=_int(env, "PACS_LOG_RETENTION_DAYS", 30),

@@ -323,6 +323,7 @@ def test_every_function_is_given_a_hash_key_it_may_read_and_that_it_accepts(dry_
     key = subprocess.run(["bash", "-c", planmod.SECRET_CMD], capture_output=True, text=True,
                          check=True).stdout
     assert len(key.encode()) >= HASH_KEY_MIN_BYTES
-    deployed = Settings.from_env({"K_SERVICE": "sign-link", "GOOGLE_CLOUD_PROJECT": PROJECT,
+    # The function's environment as the plan sets it, plus the secret.
+    deployed = Settings.from_env({**_env(deploys["sign-link"]), "K_SERVICE": "sign-link",
                                   HASH_KEY_SETTING: key})
     assert deployed.hash_key == key.encode()

@@ -2,8 +2,12 @@
 // CONSENT_KEY (the privacy policy tells people they can clear it there), mirrored to the
 // consent ledger when signed in. Nothing analytic leaves the page before a "granted".
 
+import { version } from 'virtual:privacy-policy';
+
 export const CONSENT_KEY = 'pacs.tracking-consent';
-export const CONSENT_VERSION = '2026-02-08';
+/** The policy version a choice is made under: the policy's effective date, read at build
+ * time (vite.config.ts); a new effective date asks everyone again. */
+export const CONSENT_VERSION: string = version;
 
 export interface ConsentChoice {
   analytics: boolean;

@@ -15,3 +15,11 @@ export function policyBlocks(text: string): Block[] {
     return { kind: heading ? 'heading' : 'paragraph', text: p.replace(/\n/g, ' ') };
   });
 }
+
+/** The policy's version: the date of its "Effective date: YYYY-MM-DD" line (the functions
+ * read the same line: functions/pacs/settings.py policy_version_of). */
+export function policyVersionOf(text: string): string {
+  const match = /^Effective date:\s*(\d{4}-\d{2}-\d{2})\s*$/m.exec(text.replace(/\r\n/g, '\n'));
+  if (!match) throw new Error("the privacy policy has no 'Effective date: YYYY-MM-DD' line");
+  return match[1];
+}

@@ -1,6 +1,8 @@
 declare module 'virtual:privacy-policy' {
   const text: string;
   export default text;
+  /** The policy's effective date (its version), read at build time. */
+  export const version: string;
 }
 
 // CharLS (JPEG-LS) compiled to WebAssembly: an Emscripten module factory.
