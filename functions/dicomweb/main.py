@@ -1,5 +1,7 @@
 """HTTP entry point ``dicomweb``: DICOMweb (PS3.18) over the caller's own studies
-(``Authorization: Bearer <Firebase ID token>``, checked for revocation).
+(``Authorization: Bearer`` with a Firebase ID token, checked for revocation, or an API key;
+or a share's ``X-Share-Token`` and ``X-Share-View``: :mod:`pacs.keys.access`). ``OPTIONS``
+answers CORS preflights for the Hosting origins (:mod:`pacs.keys.cors`).
 
 ``GET /studies`` (QIDO-RS study search), ``GET /studies/{study}/series``,
 ``GET /studies/{study}/series/{series}/instances`` → ``application/dicom+json``;
@@ -9,12 +11,16 @@ docs/dicomweb.md. Routes match from the ``studies`` segment, so the Hosting pref
 (``/dicomweb/studies...``) works. Query strings hold patient names: they are never logged.
 """
 
+from datetime import UTC, datetime
+
 import functions_framework
 from pacs import guard, http
-from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.dicomweb import attributes, qido, removal, wado
 from pacs.errors import BadRequest, NotFound, PacsError
+from pacs.keys import access, cors
+from pacs.links import access_log
+from pacs.settings import get_settings
 
 guard.assert_safe_environment()
 
@@ -61,6 +67,13 @@ def _service_base(request, base_path: str) -> str:
     return f"{proto}://{host}{base_path}"
 
 
+def _credential(request, clients) -> access.Credential:
+    """Who the request is (ID token, API key or share), checked before anything is read."""
+    client = access_log.client_info(request.headers, request.remote_addr,
+                                    clients.settings.forwarded_hops)
+    return access.resolve(request.headers, clients, client, datetime.now(UTC))
+
+
 def _dicom_json(body, truncated: bool = False):
     import flask
 
@@ -79,11 +92,18 @@ def dicomweb(request):
         if request.method != "GET" and (resource, request.method) != ("study", "DELETE"):
             raise BadRequest("use GET (DELETE on a study)", code="method_not_allowed")
         clients = default_clients()
-        uid = verify_caller(request.headers, clients.firebase_app).uid
+        credential = _credential(request, clients)
+        uid = credential.uid
         fs, key = clients.firestore, clients.settings.hash_key
         items = list(request.args.items(multi=True))
         if resource == "studies":
-            return _dicom_json(*qido.search_studies(fs, key, uid, items))
+            scoped = credential.study_search(items)  # a share: its one study only
+            return _dicom_json([]) if scoped is None else _dicom_json(
+                *qido.search_studies(fs, key, uid, scoped))
+        if not credential.allows_study(uids[0]):  # like another user's study
+            if resource == "instance":
+                raise NotFound("no such instance", code="not_found")
+            return _dicom_json([])
         if resource == "series":
             return _dicom_json(qido.search_series(fs, key, uid, uids[0], items))
         if resource == "instances":
@@ -101,4 +121,7 @@ def dicomweb(request):
             "Content-Type": body.content_type, "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff", **body.headers})
 
-    return http.handle(FUNCTION, call)
+    settings = get_settings()
+    if request.method == "OPTIONS":
+        return cors.preflight(request.headers, settings)
+    return cors.add_headers(http.handle(FUNCTION, call), request.headers, settings)

@@ -20,12 +20,14 @@ source and fails on a cycle, an upward import, or a library importing anything o
 4. **links** (``sign_link``): signing, manifests, shares, access history.
 5. **privacy** (``privacy_requests``): profile (18+ attestation), consent, requests, export,
    erasure, the personal-data registry.
-6. **ingest** (``upload_handler``): starting uploads (the profile's 18+ check), the pipeline,
+6. **keys** (``privacy_requests``' ``/keys`` routes, and the ``dicomweb`` credentials): API
+   keys, the DICOMweb credential of a request (ID token, API key or share view), CORS.
+7. **ingest** (``upload_handler``): starting uploads (the profile's 18+ check), the pipeline,
    canonical instance storage.
-7. **studies** (``studies``): search filters and query, search, study deletion (which
+8. **studies** (``studies``): search filters and query, search, study deletion (which
    reads upload records).
-8. **retention** (``retention``): the scheduled jobs, over every domain below.
-9. **dicomweb** (``dicomweb``): DICOMweb (QIDO-RS, WADO-RS) over the caller's own
+9. **retention** (``retention``): the scheduled jobs, over every domain below.
+10. **dicomweb** (``dicomweb``): DICOMweb (QIDO-RS, WADO-RS) over the caller's own
    studies, reusing the search of ``studies``.
 """
 
@@ -39,6 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("indexing",),
     ("links",),
     ("privacy",),
+    ("keys",),
     ("ingest",),
     ("studies",),
     ("retention",),

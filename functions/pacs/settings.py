@@ -89,6 +89,15 @@ def policy_version_from_env(env: Mapping[str, str]) -> str:
     return policy_version_of(path.read_text())
 
 
+def hosting_origins_from_env(env: Mapping[str, str], project: str) -> tuple[str, ...]:
+    """The Hosting origins (see ``Settings.hosting_origins``), without trailing slashes."""
+    listed = [o.strip().rstrip("/") for o in env.get("PACS_HOSTING_ORIGINS", "").split(",")]
+    if not any(listed):
+        listed = [env.get("PACS_VIEWER_ORIGIN", "").rstrip("/"), f"https://{project}.web.app",
+                  f"https://{project}.firebaseapp.com"]
+    return tuple(dict.fromkeys(o for o in listed if o))
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     return default if raw in (None, "") else int(raw)
@@ -152,6 +161,10 @@ class Settings:
     series_page_size: int = 500
     signing_workers: int = 16
     viewer_origin: str = ""
+    # Origins whose pages may call the DICOMweb function cross-origin (CORS): the Hosting
+    # origins, PACS_HOSTING_ORIGINS (comma-separated), else the viewer origin and the
+    # project's two Firebase Hosting domains.
+    hosting_origins: tuple[str, ...] = ()
     forwarded_hops: int = 1
     # Retention (docs/retention.md: each period beside the policy sentence it implements).
     access_log_retention_days: int = 90
@@ -248,6 +261,7 @@ class Settings:
             signing_workers=max(1, _int(env, "PACS_SIGNING_WORKERS", 16)),
             viewer_origin=(env.get("PACS_VIEWER_ORIGIN")
                            or f"https://{project}.web.app").rstrip("/"),
+            hosting_origins=hosting_origins_from_env(env, project),
             forwarded_hops=max(0, _int(env, "PACS_FORWARDED_HOPS", 1)),
             ingest_topic=env.get("PACS_INGEST_TOPIC", "ingest-batches"),
             privacy_topic=env.get("PACS_PRIVACY_TOPIC", "privacy-jobs"),

@@ -12,7 +12,9 @@ short-lived link to a completed export's archive; verified too);
 ``POST /restrict {restricted, type?: restriction|objection, study_id?}``;
 ``GET /consent``, ``POST /consent {analytics, revoke_shares?}``;
 ``POST /analytics {event, study_id?}``;
-``GET /receipts/{receipt_id}`` (public: the erasure receipt, after the account is gone).
+``GET /receipts/{receipt_id}`` (public: the erasure receipt, after the account is gone);
+``GET /keys``, ``POST /keys {name, scope, expires_in_days?}`` (verified), ``DELETE
+/keys/{key_id}``: API keys (:mod:`pacs.keys.api_keys`).
 Routes match the end of the path, so a Hosting rewrite prefix (``/api/privacy/...``) works.
 """
 
@@ -23,6 +25,7 @@ from pacs import guard, http
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest, Forbidden, NotFound
+from pacs.keys import api_keys
 from pacs.links import access_log, signing
 from pacs.privacy import consent, erasure, export, jobs, profile
 from pacs.privacy.requests import get_request, list_requests, run_sync, utc_now
@@ -35,12 +38,14 @@ ROUTES = {
     ("restrict",): {"POST": "restrict"},
     ("consent",): {"GET": "consent_get", "POST": "consent_set"},
     ("analytics",): {"POST": "analytics"},
+    ("keys",): {"GET": "keys_list", "POST": "keys_create"},
 }
-ITEM_ROUTES = {"requests": {"GET": "request_get"}, "receipts": {"GET": "receipt"}}
+ITEM_ROUTES = {"requests": {"GET": "request_get"}, "receipts": {"GET": "receipt"},
+               "keys": {"DELETE": "keys_revoke"}}
 # ``/{collection}/{id}/{action}``.
 ACTION_ROUTES = {("requests", "download"): {"POST": "request_download"}}
 # Routes that add or change data: refused once an erasure of the account has started.
-WRITES = {"profile_create", "rectify", "restrict", "consent_set", "analytics"}
+WRITES = {"profile_create", "rectify", "restrict", "consent_set", "analytics", "keys_create"}
 
 
 def _route(method: str, path: str) -> tuple[str, str | None]:
@@ -119,6 +124,12 @@ def _dispatch(request, route, arg):
         return jobs.submit(clients, caller, _body(request), now)
     if route == "restrict":
         return _restrict(clients, uid, _body(request), now)
+    if route == "keys_list":
+        return api_keys.list_keys(fs, uid, now)
+    if route == "keys_create":
+        return api_keys.create_key(clients, caller, _body(request), now), 201
+    if route == "keys_revoke":
+        return api_keys.revoke_key(fs, uid, arg, now)
     if route == "consent_get":
         doc = profile.load(fs, uid)
         return {**consent.state(doc, settings.policy_version),

@@ -22,6 +22,9 @@ from pacs.errors import BadRequest
 COLLECTION = "access"
 KINDS = ("manifest", "series_urls", "share_created", "share_used", "share_revoked",
          "share_expired")
+# Use of a lasting credential through DICOMweb: one record per credential and day, with a
+# count and the last use (:func:`daily_write`), not one per request.
+DAILY_KINDS = ("api_key_used", "share_dicomweb")
 USER_AGENT_MAX = 256
 PAGE_MAX = 200
 _DOC_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
@@ -106,6 +109,26 @@ def record(firestore: Any, *, owner: str, study_key: str, kind: str, actor: str,
            "user_agent": client.user_agent, **(details or {})}
     _, ref = firestore.collection(COLLECTION).add(doc)
     return ref.id
+
+
+def daily_id(prefix: str, credential_id: str, at: datetime) -> str:
+    """The id of a credential's record of one (UTC) day: ``{prefix}{id}{YYYYMMDD}``."""
+    return f"{prefix}{credential_id}{at.strftime('%Y%m%d')}"
+
+
+def daily_write(transaction: Any, firestore: Any, *, record_id: str, owner: str,
+                study_key: str | None, kind: str, actor: str, actor_type: str,
+                client: ClientInfo, at: datetime) -> None:
+    """Count one use in the credential's record of the day, in ``transaction`` (created on
+    the first use of the day; ``at``, IP and user agent are the last use's)."""
+    from google.cloud import firestore as gfs
+
+    if kind not in DAILY_KINDS:
+        raise ValueError(f"unknown daily access kind {kind!r}")
+    transaction.set(firestore.collection(COLLECTION).document(record_id), {
+        "owner": owner, "study_key": study_key, "kind": kind, "actor": actor,
+        "actor_type": actor_type, "day": at.strftime("%Y-%m-%d"), "at": at, "ip": client.ip,
+        "user_agent": client.user_agent, "count": gfs.Increment(1)}, merge=True)
 
 
 def _public(snap: Any) -> dict[str, Any]:

@@ -281,6 +281,18 @@ def check_view_in_share(number: int, expires: int, doc: dict[str, Any]) -> None:
                         code="view_not_valid")
 
 
+def open_view(fs: Any, key: bytes, token: Any, view: Any, now: datetime
+              ) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(share_id, share, study)`` for a request made during a view (DICOMweb with the
+    share's headers): the token opens a share that is neither revoked nor expired, the view
+    was issued by it (:func:`check_view`, :func:`check_view_in_share`), and its study still
+    exists, is the owner's and is not restricted. No view is counted."""
+    share_id, doc = _open(fs, token, now, new_view=False)
+    number, expires = check_view(key, share_id, view, now)
+    check_view_in_share(number, expires, doc)
+    return share_id, doc, _open_study(fs, doc)
+
+
 def share_manifest(minter: manifests.Minter, body: dict[str, Any],
                    client: access_log.ClientInfo) -> dict[str, Any]:
     """``POST /share/manifest {token}`` (no sign-in): count a view, return the manifest and

@@ -279,6 +279,8 @@ REQUESTS = "privacy_requests"
 
 LOCATIONS: tuple[Location, ...] = (
     owned_collection("shares", "shares", "share links of the user's studies (token hashes)"),
+    owned_collection("api_keys", "api_keys", "API keys (names, scopes, times, keyed hashes; "
+                     "the export leaves the hashes out)"),
     object_prefix("exports", "derived", "exports/{uid}/", "earlier export archives",
                   export=False),
     object_prefix("instance_objects", "instances", "{uid}/",
