@@ -3,7 +3,7 @@
 or a share's ``X-Share-Token`` and ``X-Share-View``: :mod:`pacs.keys.access`). ``OPTIONS``
 answers CORS preflights for the Hosting origins (:mod:`pacs.keys.cors`).
 
-``GET /studies`` (QIDO-RS study search), ``GET /studies/{study}/series``,
+``GET /studies``, ``/series``, ``/instances`` (QIDO-RS searches), ``GET /studies/{study}/series``,
 ``GET /studies/{study}/series/{series}/instances`` → ``application/dicom+json``;
 ``GET /studies/{study}/series/{series}/instances/{instance}`` (WADO-RS) →
 ``multipart/related; type="application/dicom"``, streamed. See :mod:`pacs.dicomweb` and
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import functions_framework
 from pacs import guard, http
 from pacs.clients import default_clients
-from pacs.dicomweb import attributes, qido, removal, wado
+from pacs.dicomweb import attributes, qido, qido_root, removal, wado
 from pacs.errors import BadRequest, NotFound, PacsError
 from pacs.keys import access, cors
 from pacs.links import access_log
@@ -26,6 +26,8 @@ guard.assert_safe_environment()
 
 FUNCTION = "dicomweb"
 RETRIEVES = ("study", "series_retrieve", "instance")
+SEARCHES = {"studies": qido.search_studies, "all_series": qido_root.search_all_series,
+            "all_instances": qido_root.search_all_instances}
 DICOM_JSON_HEADERS = {"Content-Type": attributes.MEDIA_TYPE, "Cache-Control": "no-store",
                       "X-Content-Type-Options": "nosniff"}
 
@@ -41,9 +43,8 @@ def _route(path: str) -> tuple[str, list[str], str]:
     """(resource, path parameters, base path) of a request path."""
     parts = [p for p in path.split("/") if p]
     if "studies" not in parts:
-        if parts and parts[-1] in ("series", "instances"):
-            raise NotImplementedYet(f"/{parts[-1]} at the root is not implemented yet; "
-                                    "use /studies/{study}/series/... (docs/dicomweb.md)")
+        if parts and parts[-1] in ("series", "instances"):  # QIDO-RS of all series/instances
+            return f"all_{parts[-1]}", [], ("/" + "/".join(parts[:-1])) if parts[:-1] else ""
         raise NotFound("no such DICOMweb resource", code="not_found")
     at = parts.index("studies")
     base = "/" + "/".join(parts[:at]) if at else ""
@@ -96,16 +97,17 @@ def dicomweb(request):
         uid = credential.uid
         fs, key = clients.firestore, clients.settings.hash_key
         items = list(request.args.items(multi=True))
-        if resource == "studies":
+        if resource in SEARCHES:
             scoped = credential.study_search(items)  # a share: its one study only
             return _dicom_json([]) if scoped is None else _dicom_json(
-                *qido.search_studies(fs, key, uid, scoped))
+                *SEARCHES[resource](fs, key, uid, scoped, _service_base(request, base)))
         if not credential.allows_study(uids[0]):  # like another user's study
             if resource == "instance":
                 raise NotFound("no such instance", code="not_found")
             return _dicom_json([])
         if resource == "series":
-            return _dicom_json(qido.search_series(fs, key, uid, uids[0], items))
+            return _dicom_json(qido.search_series(fs, key, uid, uids[0], items,
+                                                  _service_base(request, base)))
         if resource == "instances":
             return _dicom_json(qido.search_instances(fs, key, uid, uids[0], uids[1], items,
                                                      _service_base(request, base)))

@@ -186,3 +186,26 @@ def test_accept(accept, ok):
     else:
         with pytest.raises(wado.NotAcceptable):
             wado.choose_form(accept, {"1.2.840.10008.1.2.1"}, zip_offered=False)
+
+
+def test_qido_queries_have_their_indexes(client, spec):
+    """The root searches' collection-group queries and the study scan (our search's query,
+    projected and paged from a snapshot) are served by ``firestore.indexes.json``; without
+    the two composite indexes added for them, the check fails."""
+    from pacs.dicomweb import qido_root, study_match
+    from pacs.studies.query import build_query
+
+    from tests.index_shapes import problem, shape_of
+
+    shapes = [shape_of(q) for q in qido_root.uid_queries(client, "uid-1")]
+    for params in ({"PatientName": "*eter*"}, {"PatientName": "Doe^P*", "StudyDate": "20010101-"},
+                   {"PatientID": "P1", "StudyDescription": "brain", "ModalitiesInStudy": "CT"}):
+        match = qido.match_studies(parse(**params))
+        scan = build_query(client, "uid-1", match.filters).select(study_match.READ_FIELDS)
+        shapes.append(shape_of(scan.limit(study_match.PAGE)))
+    assert [s for s in shapes if problem(spec, s)] == []
+    for group in ("series", "instances"):
+        without = {**spec, "indexes": [i for i in spec["indexes"] if not (
+            i["collectionGroup"] == group and i.get("queryScope") == "COLLECTION_GROUP"
+            and len(i["fields"]) == 2 and i["fields"][0]["fieldPath"] == "owner")]}
+        assert any(problem(without, s) for s in shapes), group
