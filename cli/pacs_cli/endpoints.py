@@ -62,3 +62,18 @@ def function_url(name: str) -> str:
     if not cfg:
         raise RuntimeError("the local cloud is not running and PACS_API_URL is not set")
     return cfg["function_urls"][name]
+
+
+def dicomweb_url() -> str:
+    """Base URL of the DICOMweb function for large transfers: its own URL
+    (``PACS_DICOMWEB_URL``, e.g. ``https://europe-west1-<project>.cloudfunctions.net/dicomweb``)
+    in production, since the Hosting rewrite cuts responses at 60 s; without it,
+    ``PACS_API_URL``'s ``/dicomweb`` (fine for studies that arrive within 60 s)."""
+    if os.environ.get("PACS_DICOMWEB_URL"):
+        return os.environ["PACS_DICOMWEB_URL"]
+    if os.environ.get("PACS_API_URL"):
+        return os.environ["PACS_API_URL"].rstrip("/") + "/dicomweb"
+    cfg = local()
+    if not cfg:
+        raise RuntimeError("the local cloud is not running and PACS_API_URL is not set")
+    return cfg["function_urls"]["dicomweb"]

@@ -13,7 +13,8 @@ from pacs_cli.errors import CliError
 # Each module registers its subcommands with ``register(subparsers)``; every command's
 # handler returns (JSON-able result, human text) or raises CliError.
 COMMAND_MODULES = ("pacs_cli.cmd_account", "pacs_cli.cmd_upload")
-OPTIONAL_MODULES = ("pacs_cli.cmd_studies", "pacs_cli.cmd_links", "pacs_cli.cmd_privacy")
+OPTIONAL_MODULES = ("pacs_cli.cmd_studies", "pacs_cli.cmd_links", "pacs_cli.cmd_privacy",
+                    "pacs_cli.cmd_download", "pacs_cli.cmd_keys")
 
 
 def build_parser() -> argparse.ArgumentParser:
