@@ -64,13 +64,14 @@ def sign_in(endpoint: str, email: str, password: str) -> dict[str, Any]:
     return data
 
 
-def id_token() -> str:
-    """A valid ID token of the stored session, refreshed when near expiry."""
+def id_token(min_seconds: int = 120) -> str:
+    """A valid ID token of the stored session, refreshed when it has less than
+    ``min_seconds`` left (an ID token lives an hour)."""
     try:
         data = json.loads(SESSION_FILE.read_text())
     except (OSError, ValueError) as err:
         raise AuthFailed("not signed in: run 'pacs login' first") from err
-    if data["expires_at"] - time.time() < 120:
+    if data["expires_at"] - time.time() < min_seconds:
         resp = requests.post(f"{endpoints.secure_token()}/v1/token",
                              params={"key": endpoints.api_key()},
                              data={"grant_type": "refresh_token",
