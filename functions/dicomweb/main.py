@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import functions_framework
 from pacs import guard, http
 from pacs.clients import default_clients
-from pacs.dicomweb import attributes, qido, qido_root, removal, wado
+from pacs.dicomweb import attributes, qido, qido_root, removal, stow, wado
 from pacs.errors import BadRequest, NotFound, PacsError
 from pacs.keys import access, cors
 from pacs.links import access_log
@@ -84,11 +84,38 @@ def _dicom_json(body, truncated: bool = False):
     return flask.Response(flask.json.dumps(body), status=200, headers=headers)
 
 
+def _store(request):
+    """STOW-RS: ``POST /studies`` or ``/studies/{study}`` (:mod:`pacs.dicomweb.stow`)."""
+    import flask
+
+    parts = [p for p in request.path.split("/") if p]
+    if "studies" not in parts or len(parts) - parts.index("studies") > 2:
+        raise BadRequest("POST is STOW-RS: /studies or /studies/{study}",
+                         code="method_not_allowed")
+    at = parts.index("studies")
+    if (request.content_length or 0) > stow.MAX_REQUEST_BYTES:
+        raise http.BodyTooLarge(stow.TOO_LARGE)  # refused unread, before anything else
+    # Any later read (ours, or the framework's after the answer) stops past the limit.
+    request.max_content_length = stow.MAX_REQUEST_BYTES + 1
+    clients = default_clients()
+    credential = _credential(request, clients)
+    credential.require_write("STOW-RS")  # an API key needs the read-write scope
+    answer = stow.store(clients, credential.uid, stow.StowRequest(
+        request.headers.get("Content-Type"), request.content_length, request.stream,
+        parts[at + 1] if len(parts) > at + 1 else None,
+        _service_base(request, "/" + "/".join(parts[:at]) if at else "")))
+    # Streamed, so the framework does not read what is left of the body (an epilogue).
+    return flask.Response(iter([flask.json.dumps(answer.body)]), status=answer.status,
+                          headers=dict(DICOM_JSON_HEADERS))
+
+
 @functions_framework.http
 def dicomweb(request):
     """QIDO-RS searches and the WADO-RS instance retrieve (see the module docstring)."""
 
     def call():
+        if request.method == "POST":
+            return _store(request)
         resource, uids, base = _route(request.path)
         if request.method != "GET" and (resource, request.method) != ("study", "DELETE"):
             raise BadRequest("use GET (DELETE on a study)", code="method_not_allowed")
@@ -126,4 +153,7 @@ def dicomweb(request):
     settings = get_settings()
     if request.method == "OPTIONS":
         return cors.preflight(request.headers, settings)
-    return cors.add_headers(http.handle(FUNCTION, call), request.headers, settings)
+    # STOW-RS reads its (multipart) body itself, streaming and bounded (pacs.dicomweb.stow).
+    limit = None if request.method == "POST" else http.JSON_BODY_MAX_BYTES
+    return cors.add_headers(http.handle(FUNCTION, call, max_body_bytes=limit), request.headers,
+                            settings)

@@ -29,7 +29,12 @@ from typing import IO, Any
 from pacs import markers, results
 from pacs.clients import Clients
 from pacs.dicomweb import qido
-from pacs.dicomweb.multipart_reader import MultipartError, MultipartReader, parse_media_type
+from pacs.dicomweb.multipart_reader import (
+    MultipartError,
+    MultipartReader,
+    TooManyParts,
+    parse_media_type,
+)
 from pacs.errors import BadRequest, Forbidden, PacsError, QuotaExceeded
 from pacs.http import BodyTooLarge
 from pacs.indexing import catalog
@@ -230,6 +235,8 @@ def _ingest(clients: Clients, uid: str, upload_id: str, request: StowRequest,
                 break
     except markers.ErasureBegan:
         raise Forbidden("your account is being erased", code="erasure_in_progress") from None
+    except (BodyTooLarge, TooManyParts) as err:
+        raise type(err)(TOO_LARGE) from None  # what was stored stays (a retry: duplicates)
     finally:
         read = reader.bytes_read if reader is not None else getattr(single, "bytes_read", 0)
         _finish(clients, batch, record, recorder, read, now)

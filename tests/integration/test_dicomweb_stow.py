@@ -1,0 +1,237 @@
+"""STOW-RS through the real ``dicomweb-client`` (``store_instances``) and raw multipart bytes,
+against the local cloud: new instances are stored through the ingest path (the upload
+ledger has a result per part), then found by QIDO and retrieved equal to what was sent;
+a duplicate is success; another user's same UIDs are that user's own copy; a study UID
+that differs from the URL's is A900; hostile parts are C000 with the request's others
+stored; 413 past our cap, 415 for other media types.
+
+Helpers: ``tests/stow_helpers.py``. Limits that need their own settings (quota, the part
+size): ``test_dicomweb_stow_limits.py``.
+"""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import urlsplit
+
+import pydicom
+import pytest
+import requests
+from dicomweb_client.api import DICOMwebClient
+from pacs.dicomweb import stow
+from pydicom.uid import generate_uid
+
+from tests.ingest_helpers import instance_objects, wait_settled, zip_bytes
+from tests.localcloud_fixture import LocalCloud, User
+from tests.stow_helpers import (
+    encoded,
+    failed,
+    fresh,
+    last_ledger,
+    multipart,
+    post,
+    referenced,
+)
+
+pytestmark = pytest.mark.localcloud
+
+MIB = 1024 * 1024
+
+
+def client(cloud: LocalCloud, user: User) -> DICOMwebClient:
+    return DICOMwebClient(url=cloud.urls["dicomweb"], headers=user.headers())
+
+
+def retrieved(cloud: LocalCloud, user: User, ds: pydicom.Dataset) -> pydicom.Dataset:
+    return client(cloud, user).retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                                 ds.SOPInstanceUID)
+
+
+def as_sent(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """The dataset as dicomweb-client encodes it (pydicom.dcmwrite), read back."""
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds)
+    return pydicom.dcmread(io.BytesIO(buf.getvalue()))
+
+
+@pytest.fixture
+def user(cloud: LocalCloud) -> User:
+    return cloud.create_user(profile=True)
+
+
+def test_new_instances_are_stored_found_and_retrieved_equal(cloud, user):
+    study = generate_uid()
+    sent = [fresh("CT_small.dcm", study), fresh("MR_small.dcm", study),
+            fresh("JPEG2000.dcm", study), fresh("SC_rgb_rle.dcm", study)]
+    answer = client(cloud, user).store_instances(sent)
+    refs = answer.ReferencedSOPSequence
+    assert "FailedSOPSequence" not in answer
+    assert [(r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID) for r in refs] == [
+        (d.SOPClassUID, d.SOPInstanceUID) for d in sent]
+    # dicomweb-client sends ``Host`` without the port (its own workaround): the URLs name
+    # the host as the request did, so only their paths are compared here.
+    assert [urlsplit(r.RetrieveURL).path for r in refs] == [
+        f"/studies/{study}/series/{d.SeriesInstanceUID}/instances/{d.SOPInstanceUID}"
+        for d in sent]
+    assert urlsplit(answer.RetrieveURL).path == f"/studies/{study}"
+    # The ingest ledger: one upload record for the request, a result per part.
+    record, ledger = last_ledger(cloud, user.uid)
+    assert record["status"] == "complete" and record["counts"]["stored"] == len(sent)
+    assert [r["status"] for r in ledger] == ["stored"] * len(sent)
+    assert all(len(r["sha256"]) == 64 for r in ledger)
+    # Indexed by the event-driven indexer like uploads; QIDO finds them; WADO returns them.
+    wait_settled(cloud, user.uid, len(sent))
+    found = client(cloud, user).search_for_studies(search_filters={"StudyInstanceUID": study})
+    assert [f["0020000D"]["Value"][0] for f in found] == [study]
+    for ds in sent:
+        instances = client(cloud, user).search_for_instances(
+            study_instance_uid=study, series_instance_uid=ds.SeriesInstanceUID)
+        assert [i["00080018"]["Value"][0] for i in instances] == [ds.SOPInstanceUID]
+        back = retrieved(cloud, user, ds)
+        assert back == as_sent(ds)
+        assert back.PixelData == ds.PixelData
+
+
+def test_a_duplicate_is_success_and_another_users_same_uids_are_their_own(cloud, user):
+    ds = fresh("CT_small.dcm")
+    first = client(cloud, user).store_instances([ds])
+    again = client(cloud, user).store_instances([ds])
+    assert "FailedSOPSequence" not in again
+    assert again.ReferencedSOPSequence[0].RetrieveURL == first.ReferencedSOPSequence[0].RetrieveURL
+    _, ledger = last_ledger(cloud, user.uid)
+    assert [r["status"] for r in ledger] == ["duplicate"]
+    bob = cloud.create_user(profile=True)
+    theirs = client(cloud, bob).store_instances([ds])
+    assert "FailedSOPSequence" not in theirs
+    _, ledger = last_ledger(cloud, bob.uid)
+    assert [r["status"] for r in ledger] == ["stored"]  # not a duplicate of Alice's copy
+    wait_settled(cloud, user.uid, 1)
+    wait_settled(cloud, bob.uid, 1)
+    mine, bobs = instance_objects(cloud, user.uid), instance_objects(cloud, bob.uid)
+    assert len(mine) == len(bobs) == 1 and mine[0].name != bobs[0].name
+    assert retrieved(cloud, bob, ds) == as_sent(ds)
+    # Bob deleting nothing of Alice's: each sees only their own copy's study.
+    for who in (user, bob):
+        assert len(client(cloud, who).search_for_studies(
+            search_filters={"StudyInstanceUID": ds.StudyInstanceUID})) == 1
+
+
+def test_study_uid_mismatch_is_a900(cloud, user):
+    url_study = generate_uid()
+    other = fresh("CT_small.dcm")
+    with pytest.raises(requests.HTTPError) as err:
+        client(cloud, user).store_instances([other], study_instance_uid=url_study)
+    assert err.value.response.status_code == 409
+    assert failed(err.value.response.json()) == [(other.SOPInstanceUID, 0xA900)]
+    # One matching, one not: 202, the matching one stored.
+    match = fresh("MR_small.dcm", url_study)
+    resp = post(cloud, user, multipart([encoded(match), encoded(other)]), study=url_study)
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert [r[1] for r in referenced(body)] == [match.SOPInstanceUID]
+    assert failed(body) == [(other.SOPInstanceUID, 0xA900)]
+    assert body["00081190"]["Value"] == [f"{cloud.urls['dicomweb']}/studies/{url_study}"]
+    _, ledger = last_ledger(cloud, user.uid)
+    assert [(r["status"], r.get("reason")) for r in ledger] == [
+        ("stored", None), ("rejected", "study_uid_mismatch")]
+
+
+def test_hostile_parts_are_c000_and_the_others_stored(cloud, user):
+    good = fresh("CT_small.dcm")
+    whole = encoded(fresh("CT_small.dcm"))
+    truncated = whole[:len(whole) - 5000]  # pixel data shorter than declared
+    archive = zip_bytes([("a.dcm", whole)])
+    polyglot = archive[:128] + b"DICM" + archive[132:]
+    parts = [encoded(good), b"<html>not dicom</html>", truncated, archive, polyglot, b""]
+    resp = post(cloud, user, multipart(parts))
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert [r[1] for r in referenced(body)] == [good.SOPInstanceUID]
+    assert [f[1] for f in failed(body)] == [0xC000] * 5
+    _, ledger = last_ledger(cloud, user.uid)
+    assert [(r["status"], r.get("reason")) for r in ledger] == [
+        ("stored", None), ("rejected", "not_dicom"), ("rejected", "truncated_pixel_data"),
+        ("rejected", "nested_archive"), ("rejected", "polyglot"), ("rejected", "empty")]
+    # Nothing understood at all: 400, still with the failures listed.
+    resp = post(cloud, user, multipart([b"nope", truncated]))
+    assert resp.status_code == 400 and [f[1] for f in failed(resp.json())] == [0xC000] * 2
+
+
+def test_a_body_cut_short_fails_its_last_part_only(cloud, user):
+    good, cut = fresh("CT_small.dcm"), fresh("MR_small.dcm")
+    body = multipart([encoded(good), encoded(cut)])
+    resp = post(cloud, user, body[:len(body) - 3000])
+    assert resp.status_code == 202, resp.text
+    assert [r[1] for r in referenced(resp.json())] == [good.SOPInstanceUID]
+    assert [f[1] for f in failed(resp.json())] == [0xC000]
+    record, ledger = last_ledger(cloud, user.uid)
+    assert [r.get("reason") for r in ledger][1] in ("truncated_part", "truncated_pixel_data")
+    assert record["status"] == "partial"
+
+
+def test_single_part_application_dicom(cloud, user):
+    ds = fresh("MR_small.dcm")
+    resp = post(cloud, user, encoded(ds), ctype="application/dicom")
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["Content-Type"] == "application/dicom+json"
+    assert referenced(resp.json())[0][:2] == (ds.SOPClassUID, ds.SOPInstanceUID)
+    assert "00081198" not in resp.json()
+
+
+def test_raw_request_bytes_and_response_shape(cloud, user):
+    """dicomweb-client's own framing, sent as bytes with Content-Length (no chunking), and
+    a preamble, transport padding and an unquoted boundary accepted alike."""
+    a, b = fresh("CT_small.dcm"), fresh("MR_small.dcm")
+    body = (b"this preamble is ignored\r\n--xyz \r\nContent-Type: application/dicom\r\n\r\n"
+            + encoded(a) + b"\r\n--xyz\r\nContent-Type: application/dicom\r\n\r\n" + encoded(b)
+            + b"\r\n--xyz--\r\nand an epilogue")
+    resp = post(cloud, user, body, ctype='multipart/related; boundary=xyz; type=application/dicom')
+    assert resp.status_code == 200, resp.text
+    got = resp.json()
+    assert set(got) == {"00081190", "00081199"}
+    item = got["00081199"]["Value"][0]
+    assert item["00081150"] == {"vr": "UI", "Value": [a.SOPClassUID]}
+    assert item["00081155"] == {"vr": "UI", "Value": [a.SOPInstanceUID]}
+    assert item["00081190"]["vr"] == "UR"
+    assert [r[1] for r in referenced(got)] == [a.SOPInstanceUID, b.SOPInstanceUID]
+
+
+def test_over_our_cap_is_413_declared_or_chunked(cloud, user):
+    big = multipart([encoded(fresh()), b"\0" * (stow.MAX_REQUEST_BYTES + MIB)])
+    resp = post(cloud, user, big)
+    assert resp.status_code == 413 and resp.json()["error"] == "body_too_large"
+    assert "smaller batches" in resp.json()["message"] and "upload" in resp.json()["message"]
+    chunks = (big[i:i + MIB] for i in range(0, len(big), MIB))
+    assert instance_objects(cloud, user.uid) == []  # declared: refused unread
+    resp = post(cloud, user, chunks)  # chunked: refused once the cap is read
+    assert resp.status_code == 413 and "smaller batches" in resp.json()["message"]
+    # What came before the cap was stored and recorded (sent again: a duplicate, success);
+    # the request's record is final, holding the bytes read, not left processing.
+    record, ledger = last_ledger(cloud, user.uid)
+    assert [(r["status"], r.get("reason")) for r in ledger] == [
+        ("stored", None), ("rejected", "not_dicom")]  # the zeros: refused by their first bytes
+    assert record["status"] == "partial"
+    assert stow.MAX_REQUEST_BYTES < record["size"] <= stow.MAX_REQUEST_BYTES + 64 * 1024
+
+
+def test_too_many_parts_is_413(cloud, user):
+    resp = post(cloud, user, multipart([b"x"] * (stow.MAX_PARTS + 1)))
+    assert resp.status_code == 413 and resp.json()["error"] == "too_many_parts"
+
+
+@pytest.mark.parametrize("ctype", [
+    "application/dicom+json", 'multipart/related; type="application/dicom+xml"; boundary=b',
+    "text/plain", None,
+])
+def test_other_media_types_are_415(cloud, user, ctype):
+    resp = post(cloud, user, multipart([encoded(fresh())], boundary="b"), ctype=ctype or "")
+    assert resp.status_code == 415 and resp.json()["error"] == "unsupported_media_type"
+
+
+def test_refused_without_sign_in_profile_or_write_access(cloud):
+    body = multipart([encoded(fresh())])
+    assert post(cloud, None, body).status_code == 401
+    no_profile = cloud.create_user()
+    resp = post(cloud, no_profile, body)
+    assert resp.status_code == 403 and resp.json()["error"] == "profile_required"
+    assert instance_objects(cloud, no_profile.uid) == []
