@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,9 @@ class StorageObjectEvent:
     content_type: str
     md5_hash: str
     time: str
+    # The object's custom metadata, as the event carries it (never logged: it may hold a
+    # sealed header, pacs.dicom.seal).
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 def storage_event(attributes: Mapping[str, Any], data: Mapping[str, Any]) -> StorageObjectEvent:
@@ -38,6 +41,8 @@ def storage_event(attributes: Mapping[str, Any], data: Mapping[str, Any]) -> Sto
         content_type=str(data.get("contentType", "")),
         md5_hash=str(data.get("md5Hash", "")),
         time=str(attributes.get("time", "")),
+        metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()}
+        if isinstance(data.get("metadata"), Mapping) else {},
     )
 
 

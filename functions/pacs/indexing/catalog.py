@@ -92,6 +92,27 @@ def sealed_fields(fields: dict[str, Any], is_image: bool) -> dict[str, Any]:
             "is_image": bool(is_image)}
 
 
+# Ingest writes the instance document of every object it stores itself, in the same
+# transaction as the object's per-file result (pacs.ingest.index_writer), and tags the object
+# with this metadata key, so the indexer recognises it from the finalize event alone.
+INDEXED_BY_INGEST = "pacs-indexed-by-ingest"
+
+
+def ingest_tag(key: bytes, object_name: str) -> str:
+    """The tag ingest puts on an object whose document it writes: a keyed hash of the name,
+    so a tag copied onto another object, or made without the key, is not recognised."""
+    return ids.keyed_hash(key, "indexed by ingest", object_name)
+
+
+def indexed_by_ingest(key: bytes, object_name: str, metadata: Any) -> bool:
+    """True when ``metadata`` (an object's, as its finalize event carries it) holds ingest's
+    tag for ``object_name``: ingest writes its document, nothing to read or write here."""
+    import hmac
+
+    token = (metadata or {}).get(INDEXED_BY_INGEST) if isinstance(metadata, dict) else None
+    return isinstance(token, str) and hmac.compare_digest(token, ingest_tag(key, object_name))
+
+
 def create_parents(firestore: Any, key: bytes, fields: dict[str, Any], uid: str, study: str,
                    series: str, now: datetime) -> None:
     """Create the series and study documents unless they exist (``create`` is create-only),
@@ -161,7 +182,11 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
     their series and study documents before storing them: then this is one metadata read
     and one document write. Without a seal that opens, the object is read and parsed and
     the parent documents are created here; ``use_seal=False`` forces that path (the
-    reconcile job, which cannot assume the parents exist).
+    reconcile job, which cannot assume the parents exist). Objects tagged by ingest
+    (:func:`indexed_by_ingest`, read from the event) cost nothing: ingest writes their
+    documents itself, checked against the markers in the transaction of their results,
+    and indexes them again on redelivery after a crash; the reconcile job, which passes
+    ``use_seal=False``, indexes any whose document is still missing.
     """
     from google.api_core.exceptions import NotFound, PreconditionFailed
 
@@ -172,6 +197,9 @@ def index_instance(clients: Clients, event: StorageObjectEvent,
     if parsed is None:
         return "ignored"
     uid, study, instance = parsed
+    if use_seal and indexed_by_ingest(settings.hash_key, event.name, dict(event.metadata)):
+        log_events.instance_indexed(uid, instance[:16], "by_ingest")
+        return "by_ingest"
     bucket = clients.storage.bucket(settings.instances_bucket)
 
     def remove(outcome: str) -> str:

@@ -32,6 +32,9 @@ class StoredInstance:
     object_name: str
     sha256: str
     size: int
+    # The object as stored (name, generation, size, crc32c, metadata) when ``status`` is
+    # ``stored``: the instance document is built from it without another read.
+    blob: Any = None
 
 
 def spool(stream: IO[bytes], max_bytes: int) -> tuple[IO[bytes], int, str]:
@@ -69,13 +72,17 @@ def spool(stream: IO[bytes], max_bytes: int) -> tuple[IO[bytes], int, str]:
 
 def store_instance(storage: Any, settings: Settings, uid: str, upload_id: str, member: int,
                    data: IO[bytes], size: int, sha256: str,
-                   header: dicom_header.InstanceHeader, keys: ids.InstanceKeys) -> StoredInstance:
+                   header: dicom_header.InstanceHeader, keys: ids.InstanceKeys,
+                   indexed_here: bool = False) -> StoredInstance:
     """Write the instance create-only; classify an existing object as ours, duplicate or conflict.
 
     The object carries its parsed header sealed in metadata (:mod:`pacs.dicom.seal`), so
     the indexer need not read it back. ``keys`` are the instance's keyed ids
     (:func:`pacs.ids.instance_keys`). The caller creates the series and study documents
-    first (:class:`pacs.indexing.catalog.ParentDocuments`)."""
+    first (:class:`pacs.indexing.catalog.ParentDocuments`). With ``indexed_here`` the
+    caller writes the instance document itself (:mod:`pacs.ingest.index_writer`), and the
+    object is tagged so its finalize event costs the indexer nothing
+    (:func:`pacs.indexing.catalog.indexed_by_ingest`)."""
     from google.api_core.exceptions import PreconditionFailed
 
     key = settings.hash_key
@@ -88,6 +95,8 @@ def store_instance(storage: Any, settings: Settings, uid: str, upload_id: str, m
     token = seal.seal(key, name, catalog.sealed_fields(fields, header.is_image))
     if token:
         metadata[seal.METADATA_KEY] = token
+    if indexed_here:
+        metadata[catalog.INDEXED_BY_INGEST] = catalog.ingest_tag(key, name)
     blob.metadata = metadata  # assigned whole: the property hands out a copy
     status = STORED
     try:
@@ -99,8 +108,10 @@ def store_instance(storage: Any, settings: Settings, uid: str, upload_id: str, m
         meta = (existing.metadata or {}) if existing is not None else {}
         if meta.get("upload_id") == upload_id and meta.get("member") == str(member):
             status = STORED  # our own earlier attempt (redelivery or a concurrent duplicate)
+            blob = existing
         elif meta.get("sha256") == sha256:
             status = DUPLICATE
         else:
             status = CONFLICT
-    return StoredInstance(status, study, series, instance, name, sha256, size)
+    return StoredInstance(status, study, series, instance, name, sha256, size,
+                          blob if status == STORED else None)

@@ -23,6 +23,7 @@ from pacs.clients import Clients
 from pacs.dicom import header as dicom_header
 from pacs.events import StorageObjectEvent
 from pacs.indexing import catalog
+from pacs.ingest.index_writer import IndexWriter
 from pacs.ingest.instance_store import MemberTooLarge, spool, store_instance
 from pacs.ingest.uploads import FAILED, FINAL_STATUSES, PENDING, PROCESSING, UPLOADS
 from pacs.results import FileResult
@@ -190,10 +191,10 @@ def _process_object(clients: Clients, batch: Batch, blob: Any, started: float, b
         reader.seek(0)
         if kind == "dicom":
             record = clients.firestore.collection(UPLOADS).document(batch.upload_id).get().to_dict()
+            writer = IndexWriter(clients, batch.uid, batch.upload_id)
             result = ingest_one(clients, batch, 0, str(record.get("filename", "")), reader,
-                                now=now)
-            results.record(clients.firestore, clients.settings.hash_key, batch.uid,
-                           batch.upload_id, result, now())
+                                now=now, writer=writer)
+            writer.commit([result], now())  # its document too, in the result's transaction
         elif kind == "zip":
             return _process_archive(clients, batch, reader, started, budget, clock, now)
         else:
@@ -226,8 +227,11 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
     # one batch is in flight when it appears (objects stored meanwhile are deleted by the
     # indexer, which checks too).
     parents = catalog.ParentDocuments(clients.settings.hash_key)
+    # Results are committed with the instance documents of the objects stored (pacs.ingest.
+    # index_writer): the indexer skips objects tagged as indexed here.
+    writer = IndexWriter(clients, batch.uid, batch.upload_id)
     recorder = results.Recorder(clients.firestore, clients.settings.hash_key, batch.uid,
-                                batch.upload_id, now)
+                                batch.upload_id, now, commit=writer.commit)
 
     erased = threading.Event()
 
@@ -235,7 +239,7 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                reserved: int) -> None:
         try:
             recorder.add(_store_prepared(clients, batch, index, name, prepared, keys, parents,
-                                         now))
+                                         now, writer))
         except markers.ErasureBegan:
             erased.set()
             raise
@@ -243,6 +247,7 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
             spool_budget.release(reserved)
             slots.release()
 
+    outcome = "done"
     with ThreadPoolExecutor(max_workers=MEMBER_WORKERS) as pool:
         try:
             for member in archive.members():
@@ -279,12 +284,19 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
             _drain(pending)
             recorder.flush()
         except markers.ErasureBegan:
-            log_events.upload_refused(batch.uid, batch.upload_id, "erased")
-            return "erased"
+            outcome = "erased"
         finally:
             for future in pending:
                 future.cancel()
-    return "done"
+    if outcome == "erased":
+        # Members stored meanwhile whose results wait in the recorder: their commit sees the
+        # marker and deletes their objects (the indexer does not check tagged objects).
+        try:
+            recorder.flush()
+        except markers.ErasureBegan:
+            pass
+        log_events.upload_refused(batch.uid, batch.upload_id, "erased")
+    return outcome
 
 
 def _drain(futures: list[Future]) -> None:
@@ -357,7 +369,8 @@ def _spool(clients: Clients, index: int, name: str, stream: Any) -> FileResult |
 
 def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepared: tuple,
                     keys: ids.InstanceKeys, parents: catalog.ParentDocuments,
-                    now: Callable[[], datetime] = _now) -> FileResult:
+                    now: Callable[[], datetime] = _now,
+                    writer: IndexWriter | None = None) -> FileResult:
     """Store one spooled, parsed DICOM file and classify the outcome. Its series and study
     documents exist before the object does (the indexer relies on it)."""
     data, size, sha256, header = prepared
@@ -370,7 +383,10 @@ def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepa
         return FileResult(index, name, results.REJECTED, reason="study_deleted", size=size)
     with data:
         stored = store_instance(clients.storage, clients.settings, batch.uid, batch.upload_id,
-                                index, data, size, sha256, header, keys)
+                                index, data, size, sha256, header, keys,
+                                indexed_here=writer is not None)
+    if writer is not None and stored.status == results.STORED:
+        writer.stored(index, stored, header)
     reason = {results.DUPLICATE: "duplicate", results.CONFLICT: "conflict"}.get(stored.status)
     log_events.instance_stored(batch.uid, batch.upload_id, index, stored.status,
                                stored.instance_key[:16])
@@ -382,12 +398,15 @@ def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepa
 def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: Any,
                now: Callable[[], datetime] = _now,
                inspect: Callable[[dicom_header.InstanceHeader], str | None] | None = None,
-               parents: catalog.ParentDocuments | None = None) -> FileResult:
+               parents: catalog.ParentDocuments | None = None,
+               writer: IndexWriter | None = None) -> FileResult:
     """Spool, parse and store one DICOM file; every refusal becomes a result.
 
     The second door (STOW-RS, :mod:`pacs.dicomweb.stow`) passes ``inspect``, which sees the
     parsed header before anything is stored and may return a reason code that refuses the
-    file, and one ``parents`` for all the parts of a request."""
+    file, and one ``parents`` for all the parts of a request. With a ``writer``, the caller
+    commits the result through it (:meth:`IndexWriter.commit`), which writes the instance
+    document too; without one, ``on_instance_finalized`` indexes the object."""
     prepared = _spool(clients, index, name, stream)
     if isinstance(prepared, FileResult):
         return prepared
@@ -397,7 +416,8 @@ def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: An
         return FileResult(index, name, results.REJECTED, reason=reason, size=prepared[1])
     keys = ids.instance_keys(clients.settings.hash_key, batch.uid, prepared[3].fields)
     return _store_prepared(clients, batch, index, name, prepared, keys,
-                           parents or catalog.ParentDocuments(clients.settings.hash_key), now)
+                           parents or catalog.ParentDocuments(clients.settings.hash_key), now,
+                           writer)
 
 
 def _checkpoint(clients: Clients, batch: Batch, cursor: int, now: Callable[[], datetime]) -> None:
