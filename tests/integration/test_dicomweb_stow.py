@@ -235,3 +235,29 @@ def test_refused_without_sign_in_profile_or_write_access(cloud):
     resp = post(cloud, no_profile, body)
     assert resp.status_code == 403 and resp.json()["error"] == "profile_required"
     assert instance_objects(cloud, no_profile.uid) == []
+
+
+def test_same_uid_other_content_is_0111_and_the_first_copy_kept(cloud, user):
+    ds = fresh("CT_small.dcm")
+    client(cloud, user).store_instances([ds])
+    changed = pydicom.dcmread(io.BytesIO(encoded(ds)))
+    changed.PatientName = "Other^Content"
+    resp = post(cloud, user, multipart([encoded(changed)]))
+    assert resp.status_code == 409, resp.text
+    assert failed(resp.json()) == [(ds.SOPInstanceUID, 0x0111)]
+    _, ledger = last_ledger(cloud, user.uid)
+    assert [(r["status"], r.get("reason")) for r in ledger] == [("conflict", "conflict")]
+    wait_settled(cloud, user.uid, 1)
+    assert retrieved(cloud, user, ds).PatientName == ds.PatientName
+
+
+def test_nothing_is_stored_once_the_erasure_marker_exists(cloud, user):
+    from datetime import UTC, datetime
+
+    from pacs import markers
+
+    fs, key = cloud.clients().firestore, cloud.settings().hash_key
+    markers.erasure_marker_ref(fs, key, user.uid).set({"started_at": datetime.now(UTC)})
+    resp = post(cloud, user, multipart([encoded(fresh())]))
+    assert resp.status_code == 403 and resp.json()["error"] == "erasure_in_progress"
+    assert instance_objects(cloud, user.uid) == []
