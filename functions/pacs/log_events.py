@@ -15,6 +15,12 @@ from typing import Any, TextIO
 _out: TextIO = sys.stdout
 
 
+def write_to(stream: TextIO) -> None:
+    """Send the log lines elsewhere (a command line tool keeps stdout for its answer)."""
+    global _out
+    _out = stream
+
+
 def emit(severity: str, event: str, message: str, **ids: Any) -> None:
     """Write one JSON log line. ``ids`` must hold identifiers and counts only."""
     record = {

@@ -281,6 +281,8 @@ LOCATIONS: tuple[Location, ...] = (
     owned_collection("shares", "shares", "share links of the user's studies (token hashes)"),
     owned_collection("api_keys", "api_keys", "API keys (names, scopes, times, keyed hashes; "
                      "the export leaves the hashes out)"),
+    owned_collection("download_links", "download_links", "single-use study ZIP download "
+                     "links (study key, times; the token only as its hash)"),
     object_prefix("exports", "derived", "exports/{uid}/", "earlier export archives",
                   export=False),
     object_prefix("instance_objects", "instances", "{uid}/",
@@ -318,6 +320,13 @@ KEPT: tuple[Kept, ...] = (
          "legal obligation: GDPR Art. 5(2), 12(3), 17 and 19 (accountability)",
          "erasure_receipt_retention_days (3 years) after completion",
          collection_group="erasures"),
+    Kept("operator_audit", "firestore",
+         "what an operator did (lookup by email, erasure started, requests listed), who and "
+         "when; the account only as the keyed hash the erasure receipt uses, never uid or email",
+         "to show who acted on an emailed request and why (pacs-admin)",
+         "legal obligation: GDPR Art. 5(2) and 24 (accountability)",
+         "erasure_receipt_retention_days (3 years)",
+         collection_group="operator_audit"),
     Kept("analytics_daily", "firestore",
          "per-day counts of analytics events by event name, with no user identifier",
          "aggregates do not identify anyone; counted only while the user consented",
