@@ -140,9 +140,12 @@ GRANTS: dict[str, list[Grant]] = {
         HASH_KEY,
     ],
     "dicomweb": [
-        Grant("roles/datastore.viewer", "project", "",
-              "QIDO-RS reads the caller's study, series and instance documents; writes nothing"),
-        _bucket(OBJECT_VIEWER, "instances", "WADO-RS streams the caller's stored instances"),
+        _firestore("QIDO-RS and WADO-RS read the caller's documents; STOW-RS writes the upload "
+                   "record, per-part results and the study and series documents"),
+        _bucket(OBJECT_USER, "instances", "WADO-RS streams the caller's stored instances; "
+                "STOW-RS writes them create-only and reads an existing one's metadata "
+                "(duplicate or conflict)"),
+        _publisher("series-settle", "STOW-RS asks for the series it stored into to settle"),
         AUTH_VIEWER,
         HASH_KEY,
     ],
