@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import functions_framework
 from pacs import guard, http
 from pacs.clients import default_clients
-from pacs.dicomweb import attributes, qido, qido_root, removal, stow, wado
+from pacs.dicomweb import attributes, qido, qido_root, removal, stow, wado, wado_rs
 from pacs.errors import BadRequest, NotFound, PacsError
 from pacs.keys import access, cors
 from pacs.links import access_log
@@ -25,7 +25,7 @@ from pacs.settings import get_settings
 guard.assert_safe_environment()
 
 FUNCTION = "dicomweb"
-RETRIEVES = ("study", "series_retrieve", "instance")
+RETRIEVES = ("study", "series_retrieve", "instance", "wado")
 SEARCHES = {"studies": qido.search_studies, "all_series": qido_root.search_all_series,
             "all_instances": qido_root.search_all_instances}
 DICOM_JSON_HEADERS = {"Content-Type": attributes.MEDIA_TYPE, "Cache-Control": "no-store",
@@ -55,9 +55,9 @@ def _route(path: str) -> tuple[str, list[str], str]:
     if resource and all(rest[i] == n for i, n in ((1, "series"), (3, "instances"))
                         if i < len(rest)):
         return resource, [rest[i] for i in (0, 2, 4) if i < len(rest)], base
-    if rest and rest[-1] in ("metadata", "frames", "rendered", "thumbnail", "bulkdata"):
-        raise NotImplementedYet("metadata, frames, rendered and "
-                                "thumbnail are not implemented yet (docs/dicomweb.md)")
+    wado_route = wado_rs.match(rest)  # metadata, frames, bulkdata, rendered, thumbnail
+    if wado_route is not None:
+        return "wado", wado_route.uids, base
     raise NotFound("no such DICOMweb resource", code="not_found")
 
 
@@ -129,9 +129,15 @@ def dicomweb(request):
             return _dicom_json([]) if scoped is None else _dicom_json(
                 *SEARCHES[resource](fs, key, uid, scoped, _service_base(request, base)))
         if not credential.allows_study(uids[0]):  # like another user's study
-            if resource == "instance":
-                raise NotFound("no such instance", code="not_found")
+            if resource in RETRIEVES:
+                raise NotFound("no such study, series or instance", code="not_found")
             return _dicom_json([])
+        if resource == "wado":
+            import flask
+
+            reply = wado_rs.serve(clients, uid, wado_rs.match_path(request.path), items=items,
+                                  headers=request.headers, base=_service_base(request, base))
+            return flask.Response(reply.chunks, status=reply.status, headers=reply.headers)
         if resource == "series":
             return _dicom_json(qido.search_series(fs, key, uid, uids[0], items,
                                                   _service_base(request, base)))

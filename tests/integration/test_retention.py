@@ -18,6 +18,7 @@ from typing import Any
 import pydicom
 import pytest
 from pacs import ids
+from pacs.indexing import series_metadata
 from pacs.retention import runner
 from pacs.studies import deletion
 from pydicom.data import get_testdata_file
@@ -148,8 +149,14 @@ def test_reconcile_repairs_or_removes_every_orphan_kind(clean_firestore):
     p_study, p_series = secrets.token_hex(16), secrets.token_hex(16)
     kept_preview = ids.preview_object(uid, p_study, p_series)
     put(cloud, "derived", kept_preview, b"\x89PNG")
+    # ... and the series' metadata build: the current one kept, an older one removed
+    kept_meta = series_metadata.object_names(uid, p_study, p_series, "b1")
+    old_meta, _ = series_metadata.object_names(uid, p_study, p_series, "b0")
+    for name in (*kept_meta, old_meta):
+        put(cloud, "derived", name, b"\x1f\x8b")
     fs.document(f"studies/{p_study}/series/{p_series}").set(
-        {"owner": uid, "preview": {"status": "ready", "object": kept_preview}})
+        {"owner": uid, "preview": {"status": "ready", "object": kept_preview},
+         "metadata": {"object": kept_meta[0], "frames_object": kept_meta[1]}})
     grace = timedelta(hours=cloud.settings().reconcile_grace_hours)
     before_grace = now() + grace - timedelta(minutes=10)
     after_grace = now() + grace + timedelta(minutes=10)
@@ -172,7 +179,7 @@ def test_reconcile_repairs_or_removes_every_orphan_kind(clean_firestore):
     assert counts["objects_reindexed"] == 1
     assert counts["objects_removed"] == 3
     assert counts["documents_removed"] == 1
-    assert counts["previews_removed"] == 1
+    assert counts["previews_removed"] == 2
     assert counts["passes_completed"] == 1
     assert doc(cloud, instance_path(study, series, instance))["object"] == lost
     assert exists(cloud, "instances", lost)
@@ -183,6 +190,8 @@ def test_reconcile_repairs_or_removes_every_orphan_kind(clean_firestore):
     assert doc(cloud, instance_path(g_study, g_series, g_instance)) is None
     assert not exists(cloud, "derived", stray_preview)
     assert exists(cloud, "derived", kept_preview)
+    assert all(exists(cloud, "derived", name) for name in kept_meta)
+    assert not exists(cloud, "derived", old_meta)
     # The re-indexed series is settled again (counts and preview)
     settled = wait_for(lambda: (d := doc(cloud, f"studies/{study}/series/{series}"))
                        and d.get("counts_at") and (d.get("preview") or {}).get("status")

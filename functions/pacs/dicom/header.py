@@ -44,6 +44,7 @@ MAX_UID_CHARS = 64
 #: ``-`` and ``_`` are tolerated (hashed or hex UIDs exist in the wild, see pydicom's
 #: ``bad_sequence.dcm``). Anything else (``/``, spaces, control characters) is refused.
 _UID_CHARS = frozenset("0123456789.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_")
+_PIXEL_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 _UID_FIELDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
@@ -69,6 +70,10 @@ class InstanceHeader:
     #: Where the data set begins in the file: ``pixel_data_offset`` is counted from here for
     #: deflated files (in the inflated stream), from 0 otherwise.
     dataset_offset: int = 0
+    #: The pixel data element's tag (Pixel Data, Float or Double Float Pixel Data).
+    pixel_data_tag: int | None = None
+    #: Its VR as written (explicit VR files), else None.
+    pixel_data_vr: str | None = None
 
 
 def zero_preamble(first_bytes: bytes) -> bytes:
@@ -189,6 +194,11 @@ def _read_header(
         raise HeaderRejected("too_large")
 
     is_implicit, is_little = ds.original_encoding
+    pixel_vr = None
+    if not is_implicit:  # the VR as written, for DICOM JSON (a 32-bit length VR: 12 bytes)
+        at = data.tell()
+        pixel_vr = data.read(12)[4:6].decode("ascii", "replace")
+        data.seek(at)
     pixel = pixel_element_at(data, bool(is_implicit), bool(is_little))
     if data.partial_header and not data.hit_limit:
         raise HeaderRejected("corrupt")  # the file ends inside an element header
@@ -229,6 +239,8 @@ def _read_header(
         is_image=fields["is_image"],
         pixel_data_offset=pixel[1] if pixel else None,
         pixel_data_length=pixel[2] if pixel else None,
+        pixel_data_tag=pixel[0] if pixel else None,
+        pixel_data_vr=pixel_vr if pixel and pixel_vr in _PIXEL_VRS else None,
     ), ds
 
 

@@ -1,5 +1,6 @@
 """Settling a series after an upload: recompute counts from the instance documents, update
-the study, and build the series preview from the middle slice.
+the study, build the series preview from the middle slice and the series' WADO-RS metadata
+and frame index (:mod:`pacs.indexing.series_metadata`).
 
 It runs once per (upload, series) through a Pub/Sub message sent when the upload finishes.
 The instance documents are written asynchronously by ``on_instance_finalized``, so settle
@@ -19,7 +20,7 @@ from pacs import ids, log_events, markers, results
 from pacs.clients import Clients
 from pacs.dicom import header as dicom_header
 from pacs.errors import TransientError
-from pacs.indexing import catalog, search_keys
+from pacs.indexing import catalog, search_keys, series_metadata
 from pacs.locations import delete_objects
 
 SETTLE_TOPIC = "series-settle"
@@ -71,12 +72,14 @@ def settle_series(clients: Clients, payload: dict[str, Any],
     docs = []
     for snap in instances.select(["ImagePositionPatient", "ImageOrientationPatient",
                                   "SliceLocation", "InstanceNumber", "is_image", "object", "size",
-                                  "generation"]).stream():
+                                  "generation", "SOPInstanceUID"]).stream():
         docs.append({**snap.to_dict(), "key": snap.id})
     series_update = {"instance_count": len(docs), "total_bytes": sum(d.get("size", 0) for d in docs),
                      "counts_at": computed_at}
     _guarded_update(fs, series_ref, series_update, computed_at)
     preview_status = _build_preview(clients, uid, study, series, series_snap.to_dict(), docs, now)
+    # The WADO-RS metadata and frame index, after the preview (both read the instances).
+    series_metadata.rebuild(clients, uid, study, series, docs, computed_at)
     # Once per series, after its counts and preview: the study document takes one write here.
     _settle_study(fs, study, now())
     log_events.series_settled(uid, series[:16], len(docs), preview_status)

@@ -258,11 +258,20 @@ def reconcile_instances(ctx: JobContext, after: str | None) -> bool:
 
 
 def _preview_target(name: str) -> tuple[str, str, str] | None:
-    """``previews/{uid}/{study}/{series}.{ext}`` → (uid, study, series)."""
+    """``previews/{uid}/{study}/{series}.{ext}`` (and the series' metadata objects,
+    ``{series}.meta.{build}.json.gz``, ``{series}.frames.{build}.json.gz``) → (uid, study,
+    series)."""
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != "previews" or "." not in parts[3]:
         return None
-    return parts[1], parts[2], parts[3].rsplit(".", 1)[0]
+    return parts[1], parts[2], parts[3].split(".", 1)[0]
+
+
+def _series_names(doc: dict[str, Any]) -> set[str]:
+    """The derived objects a series document points at: its preview and metadata build."""
+    metadata = doc.get("metadata") or {}
+    return {n for n in ((doc.get("preview") or {}).get("object"), metadata.get("object"),
+                        metadata.get("frames_object")) if n}
 
 
 def reconcile_previews(ctx: JobContext, after: str | None) -> bool:
@@ -281,14 +290,15 @@ def reconcile_previews(ctx: JobContext, after: str | None) -> bool:
         refs = {t: catalog.series_ref(fs, t[1], t[2]) for t in targets.values() if t}
         series = {}
         if refs:
-            for snap in fs.get_all(list(refs.values()), field_paths=["owner", "preview"]):
+            for snap in fs.get_all(list(refs.values()),
+                                   field_paths=["owner", "preview", "metadata"]):
                 if snap.exists:
                     series[snap.reference.path] = snap.to_dict() or {}
         for blob in old:
             target = targets[blob.name]
             doc = series.get(refs[target].path) if target else None
             if doc is not None and doc.get("owner") == target[0] and (
-                    (doc.get("preview") or {}).get("object") == blob.name):
+                    blob.name in _series_names(doc)):
                 continue
             ctx.delete_object(blob, "previews_removed", "remove_preview")
         if page:
