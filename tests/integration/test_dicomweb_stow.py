@@ -261,3 +261,32 @@ def test_nothing_is_stored_once_the_erasure_marker_exists(cloud, user):
     resp = post(cloud, user, multipart([encoded(fresh())]))
     assert resp.status_code == 403 and resp.json()["error"] == "erasure_in_progress"
     assert instance_objects(cloud, user.uid) == []
+
+
+def test_api_keys_store_with_read_write_scope_only(cloud, user):
+    from tests.keys_helpers import bearer, new_key
+
+    ds = fresh("MR_small.dcm")
+    read_only = bearer(new_key(cloud, user, "read")["key"])
+    resp = post(cloud, None, multipart([encoded(ds)]), headers=read_only)
+    assert resp.status_code == 403 and resp.json()["error"] == "insufficient_scope"
+    assert instance_objects(cloud, user.uid) == []
+    writer = DICOMwebClient(url=cloud.urls["dicomweb"],
+                            headers=bearer(new_key(cloud, user, "read-write")["key"]))
+    answer = writer.store_instances([ds])
+    assert [r.ReferencedSOPInstanceUID for r in answer.ReferencedSOPSequence] == [
+        ds.SOPInstanceUID]
+
+
+def test_logs_carry_ids_only(cloud, user):
+    name, pid = "Stowlogcheck^Zebulon", "STOW-PID-31337"
+    good = fresh("CT_small.dcm", PatientName=name, PatientID=pid)
+    mismatch = fresh("MR_small.dcm", PatientName=name, PatientID=pid)
+    resp = post(cloud, user, multipart([encoded(good), encoded(mismatch), b"junk " + pid.encode()]),
+                study=good.StudyInstanceUID)
+    assert resp.status_code == 202, resp.text
+    wait_settled(cloud, user.uid, 1)
+    text = cloud.all_log_text()
+    for secret in (name, "Stowlogcheck", pid, good.StudyInstanceUID, good.SOPInstanceUID,
+                   mismatch.SOPInstanceUID):
+        assert secret not in text
