@@ -8,6 +8,7 @@ import { getProfile, getReceipt, listRequests, mintExportLink, rectifyProfile, R
 import type { RouteContext } from '../router';
 import { currentUser, ensureRecentSignIn, reauthenticate, signOutNow } from '../session';
 import { errorState, field, h, spinner, toast, typedConfirm } from '../ui';
+import { keysSection } from './keys';
 
 const REASON_TEXT: Record<string, string> = {
   recent_sign_in_required: 'You had not signed in recently enough; confirm your password and try again.',
@@ -288,9 +289,10 @@ export async function renderPrivacy(ctx: RouteContext, go: (href: string) => voi
     h('section', { 'aria-labelledby': 'p-consent' }, h('h2', { id: 'p-consent' }, 'Consent'), consentForm,
       ledger.childElementCount ? h('details', {}, h('summary', {}, 'Consent history'), ledger) : null),
     h('section', { 'aria-labelledby': 'p-restrict' }, h('h2', { id: 'p-restrict' }, 'Restrict processing'),
-      h('p', {}, restricted ? 'Processing of your account is restricted: no viewer links, shares or analytics.'
+      h('p', {}, restricted ? 'Processing of your account is restricted: no viewer links, shares, API keys or analytics.'
         : 'While restricted, your data is kept but not used: no viewer links, shares or analytics. Single studies can be restricted on their page.'),
       restrictBtn),
+    keysSection(),
     h('section', { 'aria-labelledby': 'p-requests' }, h('h2', { id: 'p-requests' }, 'Your requests'),
       h('table', { class: 'table', 'data-testid': 'requests' }, h('thead', {}, h('tr', {},
         ...['Request', 'Status', 'Received', 'Due / done'].map((t) => h('th', { scope: 'col' }, t)),
