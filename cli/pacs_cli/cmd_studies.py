@@ -15,7 +15,8 @@ from pacs_cli import api
 from pacs_cli.errors import CliError
 
 ACTIONS = ("list", "get", "delete")
-# CLI option → query parameter of the studies function.
+# CLI option → search filter of the studies function (sent in the body of POST /search:
+# request URLs are written to request logs, and names and IDs stay out of them).
 FILTERS = {"name": "name", "patient_id": "patient_id", "date": "date", "date_from": "date_from",
            "date_to": "date_to", "modality": "modality", "accession": "accession",
            "keyword": "keyword"}
@@ -75,7 +76,7 @@ def list_studies(filters: dict[str, str], limit: int | None,
         params["limit"] = limit
     if cursor:
         params["cursor"] = cursor
-    body = api.call("studies", "GET", "", params=params)
+    body = api.call("studies", "POST", "search", json=params)
     rows = body.get("studies", [])
     lines = [f"{s.get('StudyDate') or '--------'}  {','.join(s.get('modalities') or []) or '-':<8} "
              f"{s.get('PatientName') or '?':<28} {s.get('StudyDescription') or '':<28} "

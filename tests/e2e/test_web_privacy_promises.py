@@ -5,6 +5,9 @@ tracking-consent value in your browser's localStorage." Signed in, a cleared val
 "not given on this browser": the banner is shown, the value is not refilled from the
 consent ledger, and nothing analytic leaves the page. The choice is recorded under the same
 policy version as the server's (the policy's effective date, issue 16 item 2).
+
+Search (item 3): patient names and IDs go in the body of POST /api/studies/search, never
+into a request URL or the page's address (request logs, browser history).
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import json
 import pytest
 import requests
 
+from tests.e2e.conftest import ingest
 from tests.e2e.webstack import WEB, WebStack, run_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
 
 CONSENT_WITHDRAW = WEB / "e2e" / "consent-withdraw.mjs"
+SEARCH_PRIVACY = WEB / "e2e" / "search-privacy.mjs"
 
 
 def test_clearing_the_local_consent_value_withdraws_it_when_signed_in(web: WebStack, account):
@@ -41,3 +46,24 @@ def test_clearing_the_local_consent_value_withdraws_it_when_signed_in(web: WebSt
     assert out["bannerAfterNavigation"] is True, out
     assert out["storedAfterNavigation"] is None, out
     assert out["afterClear"] == [], out
+
+
+def test_search_filters_stay_out_of_urls(web: WebStack, account, zip_file):
+    studies = ingest(web, account, zip_file[0])
+    ct = next(s for s in studies if "CT" in (s.get("modalities") or []))
+    patient_id = ct["PatientID"]
+    out = run_node(SEARCH_PRIVACY, "search-privacy",
+                   {"url": web.url, "email": account.email, "password": account.password,
+                    "name": "ct1", "patientId": patient_id})
+    assert len(out["all"]) == 3 and out["found"] == [ct["id"]], out
+    # The filters went in POST bodies, the address stayed /studies.
+    assert out["urlAfterSearch"] == web.url + "/studies", out
+    assert out["searches"] and {r["method"] for r in out["searches"]} == {"POST"}, out
+    assert any(json.loads(r["body"]).get("patient_id") == patient_id for r in out["searches"])
+    assert all("?" not in r["url"] for r in out["searches"]), out["searches"]
+    assert out["sentWithFilters"] == [], out["sentWithFilters"]
+    assert [a for a in out["addresses"] if "?" in a] == [], out["addresses"]
+    # Back restores the search from memory; an old bookmark's filters are dropped.
+    assert out["afterBack"] == {"rows": [ct["id"]], "name": "ct1"}, out
+    assert out["bookmark"]["url"] == web.url + "/studies", out
+    assert len(out["bookmark"]["rows"]) == 3 and out["bookmark"]["name"] == "", out

@@ -62,8 +62,8 @@ pytestmark = [pytest.mark.localcloud, pytest.mark.usefixtures("leave_project_emp
 
 
 def _studies(cloud, user, **params):
-    resp = requests.get(cloud.urls["studies"] + "/", params=params, headers=user.headers(),
-                        timeout=60)
+    resp = requests.post(cloud.urls["studies"] + "/search", json=params, headers=user.headers(),
+                         timeout=60)
     return ok(resp)["studies"]
 
 

@@ -25,10 +25,12 @@ pytestmark = pytest.mark.localcloud
 
 
 def http_pages(cloud: LocalCloud, user: User, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every page of a search, sent as our clients send it: filters in a POST body."""
     out, cursor = [], None
     while True:
-        resp = requests.get(cloud.urls["studies"] + "/", headers=user.headers(), timeout=30,
-                            params={**params, **({"cursor": cursor} if cursor else {})})
+        resp = requests.post(cloud.urls["studies"] + "/search", headers=user.headers(),
+                             timeout=30,
+                             json={**params, **({"cursor": cursor} if cursor else {})})
         assert resp.status_code == 200, resp.text
         body = resp.json()
         out.append(body)
@@ -51,11 +53,20 @@ def test_http_search_refusals(cloud, dataset):
     alice = dataset.users["alice"]
     url = cloud.urls["studies"] + "/"
     assert requests.get(url, timeout=30).status_code == 401
+    assert requests.post(url + "search", json={"name": "smith"}, timeout=30).status_code == 401
     for params, code in (({"colour": "red"}, "unknown_filter"),
-                         ({"date": "2024-02-30"}, "bad_date"),
+                         ({"date": "2024-02-30"}, "bad_date"), ({"name": ["a"]}, "bad_name"),
                          ({"limit": "zero"}, "bad_limit"), ({"cursor": "nope"}, "bad_cursor")):
-        resp = requests.get(url, params=params, headers=alice.headers(), timeout=30)
+        resp = requests.post(url + "search", json=params, headers=alice.headers(), timeout=30)
         assert resp.status_code == 400 and resp.json()["error"] == code, params
+    for body in ("[1]", "not json", '"text"'):
+        resp = requests.post(url + "search", data=body, headers={
+            **alice.headers(), "Content-Type": "application/json"}, timeout=30)
+        assert resp.status_code == 400 and resp.json()["error"] == "bad_body", body
+    assert requests.get(url + "search", headers=alice.headers(), timeout=30).status_code == 400
+    for params in ({"limit": "zero"}, {"cursor": "nope"}):  # paging alone still works by GET
+        resp = requests.get(url, params=params, headers=alice.headers(), timeout=30)
+        assert resp.status_code == 400 and resp.json()["error"].startswith("bad_"), params
     resp = requests.get(url, params={"limit": 5000}, headers=alice.headers(), timeout=30)
     assert resp.status_code == 200 and len(resp.json()["studies"]) == search.MAX_LIMIT
     assert resp.json()["next_cursor"]  # alice has more than the cap
@@ -64,6 +75,22 @@ def test_http_search_refusals(cloud, dataset):
     prefixed = requests.get(cloud.urls["studies"] + "/api/studies", params={"limit": 1},
                             headers=alice.headers(), timeout=30)
     assert prefixed.status_code == 200 and len(prefixed.json()["studies"]) == 1
+    prefixed = requests.post(cloud.urls["studies"] + "/api/studies/search", json={"limit": 1},
+                             headers=alice.headers(), timeout=30)
+    assert prefixed.status_code == 200 and len(prefixed.json()["studies"]) == 1
+
+
+def test_filters_in_the_url_are_refused(cloud, dataset):
+    """Request URLs go to request logs: a patient name or ID in one is refused (before the
+    token is even read), so no client of ours keeps sending them there."""
+    alice = dataset.users["alice"]
+    url = cloud.urls["studies"] + "/"
+    for params in ({"name": "smith"}, {"patient_id": "PID-01", "limit": 5}, {"keyword": "x"}):
+        for headers in (alice.headers(), {}):
+            resp = requests.get(url, params=params, headers=headers, timeout=30)
+            assert resp.status_code == 400, (params, resp.text)
+            assert resp.json()["error"] == "filters_in_url"
+            assert "smith" not in resp.text and "PID-01" not in resp.text
 
 
 def test_http_get_one_study_with_its_series(cloud, dataset):

@@ -58,7 +58,8 @@ async function boot(): Promise<void> {
       { pattern: '/signin', title: 'Sign in', render: (c) => renderSignIn(c, go) },
       { pattern: '/signup', title: 'Create an account', render: (c) => renderSignUp(c, go) },
       { pattern: '/upload', title: 'Upload', auth: true, render: renderUpload },
-      { pattern: '/studies', title: 'Studies', auth: true, render: (c) => renderStudies(c, go) },
+      { pattern: '/studies', title: 'Studies', auth: true,
+        render: (c) => renderStudies(c, (href, state) => router.go(href, false, state)) },
       { pattern: '/studies/:id', title: 'Study', auth: true, render: (c) => renderStudy(c, go) },
       // The viewer (dwv, its decoders) loads only when a study is opened.
       { pattern: '/viewer/:id', title: 'Viewer', auth: true,

@@ -50,9 +50,9 @@ export class Router {
     });
   }
 
-  go(href: string, replace = false): void {
-    if (replace) history.replaceState(null, '', href);
-    else history.pushState(null, '', href);
+  go(href: string, replace = false, state: unknown = null): void {
+    if (replace) history.replaceState(state, '', href);
+    else history.pushState(state, '', href);
     void this.render();
   }
 

@@ -1,4 +1,7 @@
-// The search form ↔ the studies API's filters (functions/pacs/studies/filters.py) ↔ the page URL.
+// The search form ↔ the studies API's filters (functions/pacs/studies/filters.py).
+// Filters never go into a URL: the page keeps them in memory, keyed from history.state (so
+// Back and Forward restore a search within the page's life), and sends them in the body of
+// POST /api/studies/search. Request and page URLs end up in logs and browser history.
 
 export const FILTERS = ['name', 'patient_id', 'date_from', 'date_to', 'modality', 'accession',
   'keyword'] as const;
@@ -10,22 +13,31 @@ export const MODALITIES = ['CT', 'MR', 'CR', 'DX', 'US', 'NM', 'PT', 'MG', 'XA',
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})$/;
 
-export function filtersFromQuery(query: URLSearchParams): Filters {
+/** The known, non-empty filters, trimmed and capped (what a search sends). */
+export function cleanFilters(raw: Record<string, unknown>): Filters {
   const out: Filters = {};
   for (const key of FILTERS) {
-    const v = query.get(key)?.trim();
+    const v = typeof raw[key] === 'string' ? (raw[key] as string).trim() : '';
     if (v) out[key] = v.slice(0, 128);
   }
   return out;
 }
 
-export function filtersToQuery(filters: Filters): URLSearchParams {
-  const q = new URLSearchParams();
-  for (const key of FILTERS) {
-    const v = filters[key]?.trim();
-    if (v) q.set(key, v);
-  }
-  return q;
+const searches = new Map<string, Filters>();
+
+/** History state for a search: an opaque key of filters held in memory only. */
+export function searchState(filters: Filters): { search: string } | null {
+  const clean = cleanFilters(filters);
+  if (!hasFilters(clean)) return null;
+  const key = crypto.randomUUID();
+  searches.set(key, clean);
+  return { search: key };
+}
+
+/** The filters of a history entry (none after a reload, or for an entry without any). */
+export function filtersOfState(state: unknown): Filters {
+  const key = (state as { search?: unknown } | null)?.search;
+  return typeof key === 'string' ? { ...(searches.get(key) ?? {}) } : {};
 }
 
 export function isValidDate(value: string): boolean {

@@ -4,15 +4,21 @@ import { normalizeConfig, DEFAULT_IDLE_SECONDS } from '../src/config';
 import { isFresh, refreshDelayMs, sortInstances, seriesInstances } from '../src/manifests';
 import { policyBlocks } from '../src/policy';
 import { matchPath } from '../src/router';
-import { filtersFromQuery, filtersToQuery, isValidDate, validateFilters } from '../src/search';
+import { cleanFilters, filtersOfState, isValidDate, searchState, validateFilters } from '../src/search';
 import { contentTypeFor, isHidden, kindOfHeader } from '../src/upload/files';
 
 describe('search filters', () => {
-  it('round-trips through the URL, ignoring unknown keys', () => {
-    const q = new URLSearchParams('name=mül&modality=CT&evil=1&date_from=2024-01-01');
-    const f = filtersFromQuery(q);
+  it('keeps known, non-empty filters, ignoring unknown keys', () => {
+    const f = cleanFilters({ name: ' mül ', modality: 'CT', evil: '1', date_from: '2024-01-01', keyword: '' });
     expect(f).toEqual({ name: 'mül', modality: 'CT', date_from: '2024-01-01' });
-    expect(filtersToQuery(f).toString()).toBe('name=m%C3%BCl&date_from=2024-01-01&modality=CT');
+  });
+  it('keeps a search in memory, keyed from history state, never in the state itself', () => {
+    const state = searchState({ name: 'Müller', patient_id: 'PID-7' });
+    expect(JSON.stringify(state)).not.toMatch(/Müller|PID-7/);
+    expect(filtersOfState(state)).toEqual({ name: 'Müller', patient_id: 'PID-7' });
+    expect(searchState({})).toBeNull();
+    expect(filtersOfState(null)).toEqual({});
+    expect(filtersOfState({ search: 'unknown' })).toEqual({});
   });
   it('validates dates and ranges before asking the server', () => {
     expect(isValidDate('2024-02-29')).toBe(true);

@@ -3,7 +3,7 @@ import { track } from '../analytics';
 import { formatBytes, formatDicomDate, formatPersonName } from '../format';
 import { ownerManifest } from '../manifests';
 import type { RouteContext } from '../router';
-import { FILTERS, MODALITIES, filtersFromQuery, filtersToQuery, hasFilters, validateFilters,
+import { FILTERS, MODALITIES, filtersOfState, hasFilters, searchState, validateFilters,
   type FilterName, type Filters } from '../search';
 import { announce, emptyState, errorState, field, h, spinner } from '../ui';
 import { uploadManager } from './upload';
@@ -94,8 +94,12 @@ function studyCard(s: StudyRow): HTMLElement {
         'aria-label': `Details, sharing and deletion of ${title}` }, 'Details')));
 }
 
-export function renderStudies(ctx: RouteContext, go: (href: string) => void): void {
-  const filters = filtersFromQuery(ctx.query);
+/** The studies page; ``go`` navigates with a history state (the search's, never in the URL). */
+export function renderStudies(ctx: RouteContext, go: (href: string, state?: unknown) => void): void {
+  // Filters live in memory, keyed from history.state; an old URL with filters in its query
+  // (a bookmark) is shown without them and loses them from the address bar.
+  if (FILTERS.some((key) => ctx.query.has(key))) history.replaceState(null, '', '/studies');
+  const filters = filtersOfState(history.state);
   const inputs = {} as Record<FilterName, HTMLInputElement | HTMLSelectElement>;
   const errorsBox: Partial<Record<FilterName, HTMLElement>> = {};
   const fields = FILTERS.map((key) => {
@@ -136,8 +140,7 @@ export function renderStudies(ctx: RouteContext, go: (href: string) => void): vo
     }
     if (first) { first.focus(); return; }
     track('search_used');
-    const qs = filtersToQuery(next).toString();
-    go(qs ? `/studies?${qs}` : '/studies');
+    go('/studies', searchState(next));
   });
 
   const results = h('section', { 'aria-labelledby': 'results-title', 'aria-busy': 'false' });
@@ -160,8 +163,10 @@ export function renderStudies(ctx: RouteContext, go: (href: string) => void): vo
     if (!append) list.replaceChildren();
     results.append(loading);
     try {
-      const page = await api<{ studies: StudyRow[]; next_cursor: string | null }>('/studies', {
-        query: { ...filters, limit: PAGE, cursor: append ? cursor : undefined }, signal: ctx.signal });
+      // POST: the filters (names, IDs) go in the body, never into a request URL.
+      const page = await api<{ studies: StudyRow[]; next_cursor: string | null }>('/studies/search', {
+        method: 'POST', body: { ...filters, limit: PAGE, cursor: append ? cursor ?? undefined : undefined },
+        signal: ctx.signal });
       cursor = page.next_cursor;
       if (!append) loaded = 0;
       loaded += page.studies.length;
