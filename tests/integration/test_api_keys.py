@@ -218,3 +218,26 @@ def test_a_key_is_refused_once_the_erasure_marker_exists(cloud):
         assert not list(records)
     finally:
         marker.delete()
+
+
+def test_a_read_key_cannot_delete_a_study_and_a_read_write_key_can(cloud):
+    """DELETE /studies/{study} needs the read-write scope (STOW-RS is checked in
+    ``test_dicomweb_stow.py``)."""
+    import requests
+    from pydicom.data import get_testdata_file
+
+    from tests.dicomweb_helpers import ingest, read_original
+
+    user = cloud.create_user(profile=True)
+    ct = read_original(get_testdata_file("CT_small.dcm"))
+    ingest(cloud, user, [ct])
+    study = f"{cloud.urls['dicomweb']}/studies/{ct.ds.StudyInstanceUID}"
+    reader, writer = new_key(cloud, user, "read")["key"], new_key(cloud, user, "read-write")["key"]
+    resp = requests.delete(study, headers=bearer(reader), timeout=60)
+    assert resp.status_code == 403 and resp.json()["error"] == "insufficient_scope"
+    found = requests.get(f"{cloud.urls['dicomweb']}/studies", headers=bearer(reader), timeout=60)
+    assert [s[STUDY_UID]["Value"][0] for s in found.json()] == [ct.ds.StudyInstanceUID]
+    resp = requests.delete(study, headers=bearer(writer), timeout=120)
+    assert resp.status_code in (200, 202), resp.text
+    after = requests.get(f"{cloud.urls['dicomweb']}/studies", headers=bearer(reader), timeout=60)
+    assert after.status_code == 200 and after.json() == []

@@ -64,6 +64,12 @@ def test_a_share_reaches_exactly_its_study_through_dicomweb_client(world):
     assert client.search_for_series(mr.StudyInstanceUID) == []
     assert client.search_for_instances(mr.StudyInstanceUID, mr.SeriesInstanceUID) == []
     assert world.get(_instance_path(world.mr), headers).status_code == 404
+    # The root searches too: every series and instance of the one study, nothing else.
+    all_series = client.search_for_series()
+    assert [s["0020000E"]["Value"][0] for s in all_series] == [world.ct.ds.SeriesInstanceUID]
+    all_instances = client.search_for_instances()
+    assert [i["00080018"]["Value"][0] for i in all_instances] == [world.ct.ds.SOPInstanceUID]
+    assert client.search_for_series(search_filters={"Modality": "MR"}) == []
     # Use is one access record of the share for the day, with a count.
     records = ok(sign_link(world.cloud, "access?limit=200", world.alice, method="GET"))
     daily = [r for r in records["records"]
@@ -80,7 +86,8 @@ def test_the_token_never_needs_a_url_and_a_share_cannot_write(world):
     assert resp.status_code == 400 and resp.json()["error"] == "ambiguous_credentials"
     resp = requests.delete(f"{world.url}/studies/{world.ct.ds.StudyInstanceUID}",
                            headers=headers, timeout=60)
-    assert resp.status_code in (400, 403, 405), resp.text
+    assert resp.status_code == 403 and resp.json()["error"] == "insufficient_scope"
+    assert world.get("studies", headers).json()  # still there
 
 
 def test_revoked_expired_and_exhausted_shares_are_refused(world):
