@@ -33,11 +33,19 @@ $(STAMP_WEB): web/package.json web/package-lock.json
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
-# The web client (Vite build into web/dist, served by the local hosting server and Hosting).
-web: web/dist/index.html
+# The web client (Vite build into web/dist, served by the local hosting server and Hosting),
+# then the OHIF Viewer into web/dist/ohif (the pinned npm tarball, integrity checked, cached
+# in .cache/ohif; its paths moved under /ohif/; docs/web.md, "OHIF Viewer"). Vite empties
+# web/dist, so the viewer is rebuilt after it.
+web: web/dist/index.html web/dist/ohif/index.html
 
 web/dist/index.html: $(STAMP_WEB) $(WEB_SRC) $(POLICY)
 	cd web && npm run build --silent
+
+OHIF_SRC := $(wildcard web/ohif/*.json web/ohif/*.js web/ohif/*.ts web/ohif/licences/*) \
+	$(wildcard tools/ohif_*.py) $(wildcard web/licences/*)
+web/dist/ohif/index.html: web/dist/index.html $(STAMP_PY) $(OHIF_SRC) web/src/config.ts web/src/idle.ts
+	$(PY) -m tools.ohif_build
 
 dev: install web
 	$(PY) -m localcloud dev
@@ -58,7 +66,7 @@ test-unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check functions localcloud cli tests
+	$(VENV)/bin/ruff check functions localcloud cli tests tools
 
 # BENCH_ARGS: see `python -m bench --help` (e.g. BENCH_ARGS="--workloads W1 --no-search").
 BENCH_ARGS ?= --big-archive-gb 2

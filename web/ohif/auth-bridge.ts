@@ -1,0 +1,139 @@
+// The sign-in bridge of the OHIF Viewer under /ohif/ (built to /ohif/pacs-auth.js, loaded
+// before app-config.js). OHIF runs in the same tab and origin as the web client, so the
+// Firebase session the web client keeps in sessionStorage is found here too; this script
+// signs nobody in. It gives app-config.js:
+//   window.pacsAuth.ready     resolves once the session is known (redirects to /signin
+//                             without one),
+//   window.pacsAuth.header()  {Authorization: 'Bearer <ID token>'}, synchronous as OHIF's
+//                             userAuthenticationService.getAuthorizationHeader must be;
+//                             the token is kept fresh by Firebase (onIdTokenChanged) and
+//                             refreshed ahead of its expiry,
+//   window.pacsAuth.unauthenticated()  a 401/403 from DICOMweb: force a refresh, and
+//                             back to /signin when there is no session any more.
+// The token is never put in a URL. Automatic logoff applies here as on the web client.
+import { initializeApp } from 'firebase/app';
+import {
+  browserSessionPersistence, connectAuthEmulator, inMemoryPersistence, initializeAuth,
+  onIdTokenChanged, signOut, type Auth, type User,
+} from 'firebase/auth';
+import { loadConfig } from '../src/config';
+import { IdleTimer } from '../src/idle';
+
+const ACTIVITY_KEY = 'pacs.last-activity';
+/** Refresh a token this long before it expires (Firebase ID tokens live one hour). */
+const REFRESH_AHEAD_MS = 5 * 60 * 1000;
+
+export interface PacsAuth {
+  ready: Promise<void>;
+  header(): Record<string, string>;
+  unauthenticated(): void;
+}
+
+let auth: Auth | null = null;
+let token: string | null = null;
+let expiresAt = 0;
+let refreshing: Promise<void> | null = null;
+
+export function tokenExpiry(jwt: string): number {
+  try {
+    const part = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return Number(JSON.parse(atob(part)).exp) * 1000 || 0;
+  } catch {
+    return 0;
+  }
+}
+
+function toSignIn(): void {
+  const here = window.location.pathname + window.location.search;
+  window.location.assign(`/signin?next=${encodeURIComponent(here)}`);
+}
+
+async function take(user: User | null, force = false): Promise<void> {
+  if (!user) {
+    token = null;
+    expiresAt = 0;
+    return;
+  }
+  token = await user.getIdToken(force);
+  expiresAt = tokenExpiry(token);
+}
+
+function refresh(force: boolean): Promise<void> {
+  if (!refreshing) {
+    refreshing = take(auth?.currentUser ?? null, force).finally(() => { refreshing = null; });
+  }
+  return refreshing;
+}
+
+function startIdle(seconds: number): void {
+  const idle = new IdleTimer({
+    timeoutMs: seconds * 1000,
+    onTimeout: () => {
+      const minutes = Math.max(1, Math.round(seconds / 60));
+      sessionStorage.setItem('pacs.signout-reason', `You were signed out after ${seconds < 60
+        ? `${seconds} seconds` : `${minutes} minutes`} without activity.`);
+      if (auth) void signOut(auth).finally(toSignIn);
+    },
+  });
+  let lastWrite = 0;
+  const bump = () => {
+    const now = Date.now();
+    idle.activity(now);
+    if (now - lastWrite > 5000) {
+      lastWrite = now;
+      try { localStorage.setItem(ACTIVITY_KEY, String(now)); } catch { /* ignore */ }
+    }
+  };
+  for (const type of ['pointerdown', 'keydown', 'wheel', 'touchstart']) {
+    window.addEventListener(type, bump, { passive: true, capture: true });
+  }
+  window.addEventListener('storage', (e) => {
+    if (e.key === ACTIVITY_KEY && e.newValue) idle.activity(Number(e.newValue));
+  });
+  document.addEventListener('visibilitychange', () => idle.check());
+}
+
+async function start(): Promise<void> {
+  const config = await loadConfig();
+  const app = initializeApp({ apiKey: config.apiKey, projectId: config.projectId,
+    authDomain: config.authDomain, appId: config.appId });
+  // The same persistence as the web client: its tab session is read, nothing outlives the tab.
+  auth = initializeAuth(app, { persistence: [browserSessionPersistence, inMemoryPersistence] });
+  const emu = config.emulators;
+  if (emu?.auth) {
+    connectAuthEmulator(auth, emu.auth === 'same-origin' ? window.location.origin : emu.auth,
+      { disableWarnings: true });
+  }
+  await auth.authStateReady();
+  if (!auth.currentUser) {
+    toSignIn();
+    return new Promise(() => undefined); // leaving the page: OHIF never starts
+  }
+  await take(auth.currentUser);
+  // A listener keeps Firebase refreshing the token ahead of its expiry; a sign-out in this
+  // tab (idle logoff) ends the viewer.
+  onIdTokenChanged(auth, (user) => {
+    if (!user) {
+      token = null;
+      toSignIn();
+      return;
+    }
+    void take(user);
+  });
+  startIdle(config.idleTimeoutSeconds);
+}
+
+const pacsAuth: PacsAuth = {
+  ready: start(),
+  header(): Record<string, string> {
+    if (token && expiresAt - Date.now() < REFRESH_AHEAD_MS) void refresh(false);
+    const out: Record<string, string> = {};
+    if (token) out.Authorization = `Bearer ${token}`;
+    return out;
+  },
+  unauthenticated() {
+    void refresh(true).then(() => { if (!token) toSignIn(); }, toSignIn);
+  },
+};
+
+(window as unknown as { pacsAuth: PacsAuth }).pacsAuth = pacsAuth;
