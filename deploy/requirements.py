@@ -69,7 +69,8 @@ FOLDER_PACKAGES: dict[str, list[str]] = {
     "sign_link": BASE + DICOM,
     "privacy_requests": BASE + DICOM,
     "retention": BASE + DICOM,
-    "dicomweb": BASE + DICOM,
+    # /rendered and /thumbnail decode pixel data with the preview renderer.
+    "dicomweb": BASE + DICOM + PIXELS,
 }
 
 HEADER = (

@@ -15,13 +15,19 @@ from pathlib import Path
 import pydicom
 import pytest
 from pacs.dicom.deflate import inflated_file
-from pacs.dicom.frames import FramesUnavailable, FrameTable, frame_table, read_frame
+from pacs.dicom.frames import (
+    FramesUnavailable,
+    FrameTable,
+    frame_table,
+    read_deflated_frames,
+    read_frame,
+)
 from pacs.dicom.header import HeaderRejected, read_header_dataset
 from pacs.dicom.structure import NATIVE_TRANSFER_SYNTAXES
 from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels.utils import get_expected_length
-from pydicom.uid import JPEGBaseline8Bit
+from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit
 
 LIMITS = {"max_header_bytes": 64 << 20, "inflate_max_bytes": 256 << 20}
 NAMED = {
@@ -69,6 +75,31 @@ def test_frames_equal_pydicom(name: str) -> None:
     assert FrameTable.from_json(table.to_json()) == table
     if name == "image_dfl.dcm":
         assert table.inflate
+        streamed = read_deflated_frames(io.BytesIO(data), len(data), table, [1],
+                                        cap=LIMITS["inflate_max_bytes"])
+        assert list(streamed) == expected
+
+
+def test_deflated_frames_stream_within_the_cap() -> None:
+    # Arrange: a deflated multi-frame file (pydicom's emri_small, deflated)
+    ds = pydicom.dcmread(get_testdata_file("emri_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    data = out.getvalue()
+    header, parsed = read_header_dataset(data, len(data), **LIMITS)
+    table = frame_table(header, parsed, None, len(data))
+    expected = pydicom_frames(ds, True)
+
+    # Act
+    picked = list(read_deflated_frames(io.BytesIO(data), len(data), table, [10, 2, 2],
+                                       cap=LIMITS["inflate_max_bytes"]))
+
+    # Assert
+    assert picked == [expected[9], expected[1], expected[1]]
+    with pytest.raises(HeaderRejected) as err:
+        list(read_deflated_frames(io.BytesIO(data), len(data), table, [10], cap=4096))
+    assert err.value.code == "deflate_bomb"
 
 
 def corpus() -> list[Path]:

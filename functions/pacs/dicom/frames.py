@@ -23,10 +23,13 @@ pydicom's test files. Pure: no cloud, bounded reads only. Failures raise
 from __future__ import annotations
 
 import struct
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from pacs.dicom.deflate import DEFLATED
+from pacs.dicom.errors import HeaderRejected
 from pacs.dicom.fields import as_int, as_text, element_value
 from pacs.dicom.structure import (
     ITEM_TAG,
@@ -40,6 +43,8 @@ from pacs.errors import PacsError
 MAX_FRAGMENTS = 100_000
 #: Most frames recorded for one instance (an enhanced multi-frame object rarely has 5,000).
 MAX_FRAMES = 100_000
+_INFLATE_IN = 256 * 1024
+_INFLATE_OUT = 1024 * 1024
 # Codec start markers that open a frame's first fragment: JPEG SOI, JPEG 2000 codestream
 # SOC+SIZ, a JP2 signature box.
 _FRAME_STARTS = (b"\xff\xd8\xff", b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0cjP  ")
@@ -65,6 +70,9 @@ class FrameTable:
     transfer_syntax: str
     frames: tuple[tuple[tuple[int, int], ...], ...]
     inflate: bool = False
+    #: With ``inflate``: where the deflated stream starts in the object (the inflated file
+    #: keeps the bytes before it as they are).
+    stream_start: int = 0
 
     @property
     def native(self) -> bool:
@@ -72,14 +80,14 @@ class FrameTable:
 
     def to_json(self) -> dict[str, Any]:
         """Compact JSON form (kept in the series' frame index)."""
-        return {"ts": self.transfer_syntax, "inflate": self.inflate,
+        return {"ts": self.transfer_syntax, "inflate": self.inflate, "start": self.stream_start,
                 "frames": [[v for r in frame for v in r] for frame in self.frames]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FrameTable:
         frames = tuple(tuple((int(f[i]), int(f[i + 1])) for i in range(0, len(f), 2))
                        for f in data["frames"])
-        return cls(str(data["ts"]), frames, bool(data.get("inflate")))
+        return cls(str(data["ts"]), frames, bool(data.get("inflate")), int(data.get("start", 0)))
 
 
 def frame_table(header: Any, ds: Any, fileobj: BinaryIO | None, size: int) -> FrameTable:
@@ -118,7 +126,8 @@ def _native(header: Any, ds: Any, count: int) -> FrameTable:
     inflate = header.transfer_syntax_uid == DEFLATED
     start = header.pixel_data_offset + (header.dataset_offset if inflate else 0)
     frames = tuple(((start + i * length, length),) for i in range(count))
-    return FrameTable(header.transfer_syntax_uid, frames, inflate)
+    return FrameTable(header.transfer_syntax_uid, frames, inflate,
+                      header.dataset_offset if inflate else 0)
 
 
 def _items(fileobj: BinaryIO, start: int, size: int, little: bool) -> list[tuple[int, int]]:
@@ -204,3 +213,46 @@ def read_frame(fileobj: BinaryIO, table: FrameTable, number: int) -> bytes:
             raise FramesUnavailable("corrupt")
         out += chunk
     return bytes(out)
+
+
+def read_deflated_frames(fileobj: BinaryIO, size: int, table: FrameTable, numbers: list[int],
+                         *, cap: int) -> Iterator[bytes]:
+    """Frames ``numbers`` (from 1, in the order given) of a deflated object, inflating its
+    stream once, front to back, and keeping only the bytes of the frames asked for: memory
+    holds one inflate chunk and those frames, whatever the object's size. More than ``cap``
+    inflated bytes raise ``HeaderRejected("deflate_bomb")``; a frame past the end of the
+    stream raises :class:`FramesUnavailable` (``corrupt``)."""
+    wanted: dict[int, list[tuple[int, int]]] = {}
+    for number in numbers:
+        if not 1 <= number <= len(table.frames):
+            raise IndexError(number)
+        wanted[number] = [(o - table.stream_start, n) for o, n in table.frames[number - 1]]
+    end = max(o + n for ranges in wanted.values() for o, n in ranges)
+    found = {number: bytearray() for number in wanted}
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    pos, read_at, done = table.stream_start, 0, False
+    while read_at < end and not done:
+        fileobj.seek(pos)
+        chunk = fileobj.read(min(_INFLATE_IN, size - pos)) if pos < size else b""
+        pos += len(chunk)
+        done = not chunk
+        pending = chunk
+        while True:
+            out = inflater.decompress(pending, _INFLATE_OUT)
+            pending = inflater.unconsumed_tail
+            for number, ranges in wanted.items():
+                for offset, length in ranges:
+                    lo, hi = max(offset, read_at), min(offset + length, read_at + len(out))
+                    if lo < hi:
+                        found[number] += out[lo - read_at:hi - read_at]
+            read_at += len(out)
+            if read_at > cap:
+                raise HeaderRejected("deflate_bomb")
+            if inflater.eof or read_at >= end or (not pending and len(out) < _INFLATE_OUT):
+                break
+        if inflater.eof:
+            break
+    for number in numbers:
+        if len(found[number]) != sum(n for _, n in wanted[number]):
+            raise FramesUnavailable("corrupt")
+        yield bytes(found[number])

@@ -9,8 +9,9 @@ from a bounded header parse. Native frames are ``application/octet-stream`` with
 encapsulated frames keep their stored syntax, as the codec's media type (``image/jpeg``,
 ``image/jls``, ``image/jp2``, ``image/jpx``, ``image/dicom-rle``, ...) or, when the request
 allows that syntax by name or ``transfer-syntax=*``, as ``application/octet-stream``. No
-transcoding: anything else is 406. A deflated instance is inflated (within
-``PACS_INFLATE_MAX_BYTES``) to read its frames.
+transcoding: anything else is 406. A deflated instance is inflated front to back up to the
+last frame asked for, keeping only those frames (at most ``PACS_INFLATE_MAX_BYTES``
+inflated).
 
 ``/bulkdata/{path}`` resolves the BulkDataURIs of ``/metadata``: ``7FE00010`` is every
 frame, one part each as above; any other path (``tag/item/tag...``) is that element's value
@@ -19,15 +20,13 @@ from the bounded header parse, one ``application/octet-stream`` part.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
 from pacs import ids
 from pacs.clients import Clients
 from pacs.dicom import header as dicom_header
-from pacs.dicom.deflate import inflated_file
-from pacs.dicom.frames import FramesUnavailable, FrameTable, frame_table
+from pacs.dicom.frames import FramesUnavailable, FrameTable, frame_table, read_deflated_frames
 from pacs.dicom.json_header import element_at
 from pacs.dicomweb import qido
 from pacs.dicomweb.multipart import MultipartWriter, Part
@@ -157,16 +156,11 @@ def _frame_chunks(clients: Clients, doc: dict[str, Any], table: FrameTable,
     """Each frame's bytes: ranged reads of the object (one per fragment), or of the
     inflated copy of a deflated object."""
     if table.inflate:
-        raw = _blob(clients, doc).download_as_bytes()
-        source = inflated_file(io.BytesIO(raw), len(raw),
-                               inflate_max_bytes=clients.settings.inflate_max_bytes)
-        del raw
-        for number in numbers:
-            out = []
-            for offset, length in table.frames[number - 1]:
-                source.seek(offset)
-                out.append(source.read(length))
-            yield out
+        blob = _blob(clients, doc)
+        with blob.open("rb", chunk_size=1024**2) as reader:
+            for frame in read_deflated_frames(reader, int(doc["size"]), table, numbers,
+                                              cap=clients.settings.inflate_max_bytes):
+                yield [frame]
         return
     blob = _blob(clients, doc)
     for number in numbers:

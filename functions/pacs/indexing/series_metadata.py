@@ -154,7 +154,8 @@ def rebuild(clients: Clients, uid: str, study: str, series: str, docs: list[dict
     if not snap.exists:
         return "gone"
     pointer = (snap.to_dict() or {}).get("metadata") or {}
-    previous = _load(bucket, pointer)
+    # A build of an older layout is not reused: every instance is read again.
+    previous = _load(bucket, pointer) if pointer.get("version", 1) == VERSION else {}
     wanted = {d["key"]: d for d in docs if d.get("object") and d.get("generation")}
     if (pointer.get("instances") == len(wanted) and set(previous) == set(wanted)
             and all(previous[k]["g"] == str(d["generation"]) for k, d in wanted.items())):
@@ -203,6 +204,7 @@ def _write(clients: Clients, uid: str, study: str, series: str, ref: Any,
                            "frames_object": frames_name,
                            "frames_generation": str(frames_blob.generation),
                            "instances": len(index), "datasets": len(datasets),
+                           "version": VERSION,
                            "built_at": computed_at}}
     outcome = None
     for attempt in range(20):

@@ -12,6 +12,7 @@ from pacs.retention.deletions import resume_deletions
 from pacs.retention.erasures import resume_erasures
 from pacs.retention.links import expire_links
 from pacs.retention.logs import purge_logs
+from pacs.retention.metadata_backfill import backfill_series_metadata
 from pacs.retention.reconcile import reconcile
 from pacs.retention.trends import usage_trends
 from pacs.retention.uploads import clean_uploads
@@ -27,6 +28,9 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("reconcile", reconcile,
         "repair or remove instance objects without documents, documents without objects, "
         "previews without series"),
+    Job("backfill_series_metadata", backfill_series_metadata,
+        "build the WADO-RS metadata and frame index of series settled without one "
+        "(one state read once done)"),
     Job("resume_erasures", resume_erasures,
         "queue again erasure and export requests that stopped moving"),
     Job("resume_deletions", resume_deletions,
