@@ -287,7 +287,8 @@ LOCATIONS: tuple[Location, ...] = (
                   export=False),
     object_prefix("instance_objects", "instances", "{uid}/",
                   "canonical DICOM instances (the PHI itself)"),
-    object_prefix("preview_objects", "derived", "previews/{uid}/", "series preview images"),
+    object_prefix("preview_objects", "derived", "previews/{uid}/",
+                  "series preview images and WADO-RS series metadata (headers, frame index)"),
     object_prefix("upload_objects", "uploads", "{uid}/", "raw uploads as received"),
     owned_collection("instances", "instances", "instance index documents (DICOM header "
                      "fields, checksums)", group=True),
