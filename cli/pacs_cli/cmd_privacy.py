@@ -61,9 +61,13 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=delete)
 
-    p = psub.add_parser("rectify", help="correct your display name or email")
+    p = psub.add_parser("rectify", help="correct your display name, contact email or "
+                        "sign-in email")
     p.add_argument("--display-name", default=None)
-    p.add_argument("--email", default=None)
+    p.add_argument("--email", default=None, help="the contact email of your profile")
+    p.add_argument("--sign-in-email", default=None,
+                   help="the email you sign in with (a recent sign-in; a link sent to the "
+                   "new address makes the change)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=rectify)
 
@@ -278,8 +282,18 @@ def delete(args) -> tuple[dict[str, Any], str]:
 def rectify(args) -> tuple[dict[str, Any], str]:
     body = {k: v for k, v in (("display_name", args.display_name), ("email", args.email))
             if v is not None}
+    if args.sign_in_email is not None:
+        if body:
+            raise CliError("change the sign-in email on its own", code="one_change")
+        result = _verified(lambda: api.call(FUNCTION, "POST", "profile/sign-in-email",
+                                            json={"email": args.sign_in_email}),
+                           "changing the sign-in email",
+                           f"pacs privacy rectify --sign-in-email {args.sign_in_email}")
+        return result, (f"A link was sent to {result['verification_sent_to']}: open it to make "
+                        "it your sign-in email, then sign in with it (pacs login).")
     if not body:
-        raise CliError("give --display-name and/or --email", code="nothing_to_change")
+        raise CliError("give --display-name, --email or --sign-in-email",
+                       code="nothing_to_change")
     result = api.call(FUNCTION, "PATCH", "profile", json=body)
     changes = result.get("changes") or {}
     text = "\n".join(f"{k}: {c['from']!r} -> {c['to']!r}" for k, c in changes.items())

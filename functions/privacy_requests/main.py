@@ -5,7 +5,8 @@
 Routes (Firebase ID token, checked for revocation, unless marked public):
 
 ``GET /profile``, ``POST /profile {adult, display_name?, email?}`` (18+ attestation),
-``PATCH /profile {display_name?, email?}`` (rectification);
+``PATCH /profile {display_name?, email?}`` (rectification); ``POST /profile/sign-in-email
+{email}`` (verified: a link to the new address changes the sign-in email);
 ``GET /requests``, ``GET /requests/{id}``, ``POST /requests {type: export|erasure}``
 (verified: sign-in within ``recent_signin_seconds``); ``POST /requests/{id}/download`` (a
 short-lived link to a completed export's archive; verified too);
@@ -22,18 +23,19 @@ import functools
 
 import functions_framework
 from pacs import guard, http
-from pacs.auth import verify_caller
+from pacs.auth import bearer_token, verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest, Forbidden, NotFound
 from pacs.keys import api_keys
 from pacs.links import access_log, signing
-from pacs.privacy import consent, erasure, export, jobs, profile
+from pacs.privacy import consent, erasure, export, jobs, profile, sign_in_email
 from pacs.privacy.requests import get_request, list_requests, run_sync, utc_now
 
 guard.assert_safe_environment()
 
 ROUTES = {
     ("profile",): {"GET": "profile_get", "POST": "profile_create", "PATCH": "rectify"},
+    ("profile", "sign-in-email"): {"POST": "sign_in_email"},
     ("requests",): {"GET": "requests_list", "POST": "requests_submit"},
     ("restrict",): {"POST": "restrict"},
     ("consent",): {"GET": "consent_get", "POST": "consent_set"},
@@ -45,7 +47,8 @@ ITEM_ROUTES = {"requests": {"GET": "request_get"}, "receipts": {"GET": "receipt"
 # ``/{collection}/{id}/{action}``.
 ACTION_ROUTES = {("requests", "download"): {"POST": "request_download"}}
 # Routes that add or change data: refused once an erasure of the account has started.
-WRITES = {"profile_create", "rectify", "restrict", "consent_set", "analytics", "keys_create"}
+WRITES = {"profile_create", "rectify", "sign_in_email", "restrict", "consent_set", "analytics",
+          "keys_create"}
 
 
 def _route(method: str, path: str) -> tuple[str, str | None]:
@@ -69,6 +72,11 @@ def _body(request) -> dict:
     if not isinstance(body, dict):
         raise BadRequest("send a JSON object", code="bad_json")
     return body
+
+
+@functools.lru_cache(maxsize=1)
+def _email_sender() -> sign_in_email.Sender:
+    return sign_in_email.identity_toolkit_sender(default_clients().settings)
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,10 +111,13 @@ def _dispatch(request, route, arg):
     if route in WRITES and erasure.pending(fs, settings, uid):
         raise Forbidden("your account is being erased", code="erasure_in_progress")
     if route == "profile_get":
-        doc = profile.load(fs, uid)
+        doc = sign_in_email.record_if_changed(fs, caller, profile.load(fs, uid), now)
         return {"profile": profile.public(doc),
                 "consent": consent.state(doc, settings.policy_version),
                 "history": profile.history(fs, uid) if doc else []}
+    if route == "sign_in_email":
+        return sign_in_email.request_change(clients, caller, bearer_token(request.headers),
+                                            _body(request), now, _email_sender())
     if route == "profile_create":
         return jobs.attest_age(clients, caller, _body(request), now)
     if route == "rectify":

@@ -53,6 +53,11 @@ def _email(value: Any) -> str:
     return value.strip()
 
 
+def normal_email(value: Any) -> str:
+    """An email address as entered, checked (400 ``bad_email`` otherwise), trimmed."""
+    return _email(value)
+
+
 def load(firestore: Any, uid: str) -> dict[str, Any] | None:
     snap = profile_ref(firestore, uid).get()
     return snap.to_dict() if snap.exists else None
