@@ -128,3 +128,26 @@ def test_erasure_removes_every_metadata_object(cloud, owner):
     erasure.erase(cloud.clients(), owner.uid)
 
     assert derived_names(cloud, owner.uid) == set()
+
+
+def test_an_instance_indexed_since_the_build_is_pending_not_unknown(cloud, owner):
+    # Arrange: the series is built; an instance document arrives after (settle not yet run)
+    original = read_original(get_testdata_file("CT_small.dcm"))
+    ingest(cloud, owner, [original])
+    ds = original.ds
+    key = cloud.settings().hash_key
+    ref, _ = series_doc(cloud, owner.uid, ds)
+    late = ds.SOPInstanceUID + ".9"
+    ref.collection("instances").document(ids.instance_key(key, owner.uid, late)).set(
+        {"owner": owner.uid, "SOPInstanceUID": late})
+    base = metadata_url(cloud, ds).removesuffix("/metadata")
+
+    # Act
+    pending = requests.get(f"{base}/instances/{late}/metadata", headers=owner.headers(),
+                           timeout=30)
+    unknown = requests.get(f"{base}/instances/{late}.1/metadata", headers=owner.headers(),
+                           timeout=30)
+
+    # Assert
+    assert (pending.status_code, pending.json()["error"]) == (503, "metadata_pending")
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "not_found")

@@ -20,6 +20,8 @@ from the bounded header parse, one ``application/octet-stream`` part.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +37,11 @@ from pacs.errors import BadRequest, NotFound
 from pacs.indexing import catalog, series_metadata
 
 MAX_FRAMES_PER_REQUEST = 1000
+#: Frame indexes kept per process (least recently used dropped): a 3,000-slice series'
+#: index is roughly 1 MB parsed.
+INDEX_CACHE_SERIES = 16
+_INDEX_CACHE: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 OCTETS = "application/octet-stream"
 EXPLICIT_LE, EXPLICIT_BE = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"
 PIXEL_PATH = ("7FE00010", "7FE00008", "7FE00009")
@@ -90,23 +97,42 @@ def _blob(clients: Clients, doc: dict[str, Any]) -> Any:
         doc["object"], generation=int(doc["generation"]))
 
 
-def _indexed_table(clients: Clients, doc: dict[str, Any], pointer: dict[str, Any]
-                   ) -> FrameTable | None:
+def _frame_index(clients: Clients, pointer: dict[str, Any]) -> dict[str, Any] | None:
+    """The series' frame index, from the process cache when this build was read before (a
+    viewer asks for every instance's frames in turn: one index read per series, not per
+    request). A build's objects never change (a rebuild writes new names)."""
     import gzip
     import json
 
     from google.api_core.exceptions import NotFound as GcsNotFound
 
-    if not pointer.get("frames_object"):
-        return None
+    key = (pointer["frames_object"], str(pointer.get("frames_generation")))
+    with _CACHE_LOCK:
+        if key in _INDEX_CACHE:
+            _INDEX_CACHE.move_to_end(key)
+            return _INDEX_CACHE[key]
     generation = pointer.get("frames_generation")
     blob = clients.storage.bucket(clients.settings.derived_bucket).blob(
         pointer["frames_object"], generation=int(generation) if generation else None)
     try:
-        index = json.loads(gzip.decompress(blob.download_as_bytes()))
+        index = json.loads(gzip.decompress(blob.download_as_bytes())).get("instances") or {}
     except GcsNotFound:
         return None
-    entry = (index.get("instances") or {}).get(doc["key"]) or {}
+    with _CACHE_LOCK:
+        _INDEX_CACHE[key] = index
+        while len(_INDEX_CACHE) > INDEX_CACHE_SERIES:
+            _INDEX_CACHE.popitem(last=False)
+    return index
+
+
+def _indexed_table(clients: Clients, doc: dict[str, Any], pointer: dict[str, Any]
+                   ) -> FrameTable | None:
+    if not pointer.get("frames_object"):
+        return None
+    index = _frame_index(clients, pointer)
+    if index is None:
+        return None
+    entry = index.get(doc["key"]) or {}
     if entry.get("g") != str(doc["generation"]):
         return None
     if "fe" in entry:

@@ -101,6 +101,21 @@ def _read(clients: Clients, pointer: dict[str, Any]) -> bytes:
         raise MetadataPending("this series' metadata was just rebuilt; try again") from None
 
 
+def _instance_missing(clients: Clients, uid: str, study_uid: str, series_uid: str,
+                      sop_uid: str) -> PacsError:
+    """404 for an instance that is not the caller's; 503 ``metadata_pending`` for one
+    indexed since the series' last build (it appears once the series settles)."""
+    fs, key = clients.firestore, clients.settings.hash_key
+    owned = qido.owned_series(fs, key, uid, study_uid, series_uid)
+    if owned is None or not qido.is_uid(sop_uid):
+        return _not_found()
+    snap = catalog.instance_ref(fs, *owned, ids.instance_key(key, uid, sop_uid)).get(
+        field_paths=["owner"])
+    if snap.exists and (snap.to_dict() or {}).get("owner") == uid:
+        return MetadataPending("this instance's metadata is being prepared; try again soon")
+    return _not_found()
+
+
 def metadata(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
              sop_uid: str | None, *, base: str, accept: str | None,
              if_none_match: str | None) -> Reply:
@@ -127,8 +142,8 @@ def metadata(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
     if sop_uid is not None:
         found = [item for item in json.loads(arrays[0])
                  if (item.get("00080018", {}).get("Value") or [None])[0] == sop_uid]
-        if not found or not qido.is_uid(sop_uid):
-            raise _not_found()
+        if not found:
+            raise _instance_missing(clients, uid, study_uid, series_uid, sop_uid)
         body = json.dumps(found, separators=(",", ":")).encode()
     else:
         inner = [a.strip()[1:-1].strip() for a in arrays]
