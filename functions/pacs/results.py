@@ -55,6 +55,12 @@ MESSAGES = {
     "unreadable_member": "This archive member could not be read.",
     "study_deleted": "You deleted this study while the upload was being processed; it was not "
                      "stored again.",
+    # STOW-RS (DICOMweb) parts.
+    "study_uid_mismatch": "This instance belongs to another study than the one the request "
+                          "was sent to; it was not stored.",
+    "truncated_part": "The request ended in the middle of this instance; send it again.",
+    "time_budget": "The request ran out of time before this instance could be stored; send it "
+                   "again (in a smaller batch).",
 }
 
 

@@ -24,6 +24,7 @@ from pydicom.uid import generate_uid
 from tests.ingest_helpers import instance_objects, wait_settled, zip_bytes
 from tests.localcloud_fixture import LocalCloud, User
 from tests.stow_helpers import (
+    content_type,
     encoded,
     failed,
     fresh,
@@ -290,3 +291,20 @@ def test_logs_carry_ids_only(cloud, user):
     for secret in (name, "Stowlogcheck", pid, good.StudyInstanceUID, good.SOPInstanceUID,
                    mismatch.SOPInstanceUID):
         assert secret not in text
+
+
+def test_parts_past_the_time_budget_are_named_but_not_stored(cloud, user, monkeypatch):
+    """The domain call against the emulators (as the entry point makes it), with the
+    budget already spent: every part is read and named, none stored, each A700 with its
+    ledger reason, and the request's record is final."""
+    sent = [fresh("CT_small.dcm"), fresh("MR_small.dcm")]
+    monkeypatch.setattr(stow, "TIME_BUDGET_SECONDS", -1.0)
+    body = multipart([encoded(d) for d in sent])
+    answer = stow.store(cloud.clients(), user.uid, stow.StowRequest(
+        content_type(), len(body), io.BytesIO(body), None, "https://site.test/dicomweb"))
+    assert answer.status == 409
+    assert failed(answer.body) == [(d.SOPInstanceUID, 0xA700) for d in sent]
+    record, ledger = last_ledger(cloud, user.uid)
+    assert [(r["status"], r.get("reason")) for r in ledger] == [("rejected", "time_budget")] * 2
+    assert record["status"] == "failed" and record["counts_toward_quota"] is False
+    assert instance_objects(cloud, user.uid) == []
