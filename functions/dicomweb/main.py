@@ -103,7 +103,8 @@ def _store(request):
     answer = stow.store(clients, credential.uid, stow.StowRequest(
         request.headers.get("Content-Type"), request.content_length, request.stream,
         parts[at + 1] if len(parts) > at + 1 else None,
-        _service_base(request, "/" + "/".join(parts[:at]) if at else "")))
+        _service_base(request, "/" + "/".join(parts[:at]) if at else ""),
+        request.headers.get("Accept")))
     # Streamed, so the framework does not read what is left of the body (an epilogue).
     return flask.Response(iter([flask.json.dumps(answer.body)]), status=answer.status,
                           headers=dict(DICOM_JSON_HEADERS))

@@ -308,3 +308,12 @@ def test_parts_past_the_time_budget_are_named_but_not_stored(cloud, user, monkey
     assert [(r["status"], r.get("reason")) for r in ledger] == [("rejected", "time_budget")] * 2
     assert record["status"] == "failed" and record["counts_toward_quota"] is False
     assert instance_objects(cloud, user.uid) == []
+
+
+def test_an_accept_without_dicom_json_is_406(cloud, user):
+    body = multipart([encoded(fresh())])
+    resp = post(cloud, user, body, headers={"Accept": "application/dicom+xml"})
+    assert resp.status_code == 406 and resp.json()["error"] == "not_acceptable"
+    assert instance_objects(cloud, user.uid) == []
+    resp = post(cloud, user, body, headers={"Accept": "application/dicom+xml, */*;q=0.1"})
+    assert resp.status_code == 200, resp.text

@@ -29,13 +29,14 @@ from typing import IO, Any
 
 from pacs import markers, results
 from pacs.clients import Clients
-from pacs.dicomweb import qido
+from pacs.dicomweb import attributes, qido
 from pacs.dicomweb.multipart_reader import (
     MultipartError,
     MultipartReader,
     TooManyParts,
     parse_media_type,
 )
+from pacs.dicomweb.negotiation import NotAcceptable
 from pacs.errors import BadRequest, Forbidden, PacsError, QuotaExceeded
 from pacs.http import BodyTooLarge
 from pacs.indexing import catalog
@@ -93,6 +94,7 @@ class StowRequest:
     stream: IO[bytes]
     study_uid: str | None  # from the URL (``/studies/{study}``), else None
     base_url: str  # the service's base URL, for RetrieveURLs
+    accept: str | None = None  # the request's Accept header
 
 
 @dataclass
@@ -111,6 +113,20 @@ def _el(name: str, value: Any) -> dict[str, Any]:
     if value is None or value == []:
         return {"vr": vr}
     return {"vr": vr, "Value": value if isinstance(value, list) else [value]}
+
+
+def check_accept(accept: str | None) -> None:
+    """406 unless ``Accept`` (absent: anything) allows ``application/dicom+json``: the
+    response is sent in that media type only (no XML)."""
+    if not accept or not accept.strip():
+        return
+    for media_range in accept.split(","):
+        media, params = parse_media_type(media_range)
+        if params.get("q", "1").strip() in ("0", "0.0", "0.00", "0.000"):
+            continue
+        if media in (attributes.MEDIA_TYPE, "application/json", "application/*", "*/*"):
+            return
+    raise NotAcceptable("the STOW-RS response is application/dicom+json only")
 
 
 def _body_kind(request: StowRequest) -> str | None:
@@ -205,6 +221,7 @@ def store(clients: Clients, uid: str, request: StowRequest,
     Forbidden
         403 ``profile_required`` or ``erasure_in_progress``.
     """
+    check_accept(request.accept)
     if request.study_uid is not None and not qido.is_uid(request.study_uid):
         raise BadRequest("the study in the URL is not a UID", code="bad_value")
     _body_kind(request)
