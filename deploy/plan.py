@@ -101,6 +101,7 @@ APIS = (
 
 # Memory, timeout (seconds) and instance cap per function.
 HTTP_TIMEOUT_SECONDS = 60
+TRANSFER_TIMEOUT_SECONDS = 3600  # the most Cloud Functions (2nd gen) allows an HTTP function
 SIZING: dict[str, tuple[str, int, int]] = {
     "create-upload": ("512Mi", HTTP_TIMEOUT_SECONDS, 20),
     # /tmp is memory: a spooled archive member (PACS_ZIP_MAX_MEMBER_BYTES, 1 GiB) lives there.
@@ -114,7 +115,9 @@ SIZING: dict[str, tuple[str, int, int]] = {
     "run-privacy-job": ("2Gi", EVENT_TIMEOUT_SECONDS, 5),
     "run-retention-job": ("1Gi", EVENT_TIMEOUT_SECONDS, 2),
     # Searches hold at most one page of study documents; retrieves stream in 1 MiB chunks.
-    "dicomweb": ("512Mi", HTTP_TIMEOUT_SECONDS, 20),
+    # Study retrieves and ZIPs stream for as long as the transfer takes, through the
+    # function's own URL (Hosting cuts at 60 s): docs/dicomweb.md.
+    "dicomweb": ("512Mi", TRANSFER_TIMEOUT_SECONDS, 20),
 }
 
 STORAGE_EVENT_TYPES = {"finalized": "google.cloud.storage.object.v1.finalized"}

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import functions_framework
 from pacs import guard, http
 from pacs.clients import default_clients
-from pacs.dicomweb import attributes, qido, qido_root, removal, stow, wado, wado_rs
-from pacs.errors import BadRequest, NotFound, PacsError
+from pacs.dicomweb import attributes, downloads, qido, qido_root, removal, stow, wado, wado_rs
+from pacs.errors import BadRequest, Forbidden, NotFound, PacsError
 from pacs.keys import access, cors
 from pacs.links import access_log
 from pacs.settings import get_settings
@@ -42,6 +42,8 @@ class NotImplementedYet(PacsError):
 def _route(path: str) -> tuple[str, list[str], str]:
     """(resource, path parameters, base path) of a request path."""
     parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[-2] == "downloads":  # a single-use study ZIP link
+        return "download", [parts[-1]], ""
     if "studies" not in parts:
         if parts and parts[-1] in ("series", "instances"):  # QIDO-RS of all series/instances
             return f"all_{parts[-1]}", [], ("/" + "/".join(parts[:-1])) if parts[:-1] else ""
@@ -110,14 +112,53 @@ def _store(request):
                           headers=dict(DICOM_JSON_HEADERS))
 
 
+def _send(body: wado.Retrieved):
+    import flask
+
+    return flask.Response(body.chunks, status=200, headers={
+        "Content-Type": body.content_type, "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff", **body.headers})
+
+
+def _download_link(request):
+    """``POST /studies/{study}/download-link``: a single-use, two-minute link to the study
+    as a ZIP, for the signed-in owner's browser (:mod:`pacs.dicomweb.downloads`)."""
+    parts = [p for p in request.path.split("/") if p]
+    if len(parts) < 3 or parts[-3] != "studies":
+        raise NotFound("no such DICOMweb resource", code="not_found")
+    clients = default_clients()
+    credential = _credential(request, clients)
+    if credential.kind != "id_token":
+        raise Forbidden("download links are for the signed-in owner; API keys retrieve "
+                        "the study directly (Accept: application/zip)", code="forbidden")
+    base = request.host_url.rstrip("/") + ("/" + "/".join(parts[:-3]) if parts[:-3] else "")
+    link = downloads.create_link(clients, credential.uid, parts[-2],
+                                 downloads.direct_base(clients, base))
+    return link, 201
+
+
+def _download(request, token: str):
+    """``GET /downloads/{token}``: the link's study ZIP (the token is the credential)."""
+    if request.method != "GET":
+        raise BadRequest("use GET", code="method_not_allowed")
+    clients = default_clients()
+    opened = downloads.redeem(clients, token)
+    return _send(wado.retrieve(clients, opened.uid, opened.study_uid, None, None,
+                               accept=wado.ZIP))
+
+
 @functions_framework.http
 def dicomweb(request):
     """QIDO-RS searches and the WADO-RS instance retrieve (see the module docstring)."""
 
     def call():
+        if request.method == "POST" and request.path.rstrip("/").endswith("/download-link"):
+            return _download_link(request)
         if request.method == "POST":
             return _store(request)
         resource, uids, base = _route(request.path)
+        if resource == "download":
+            return _download(request, uids[0])
         if request.method != "GET" and (resource, request.method) != ("study", "DELETE"):
             raise BadRequest("use GET (DELETE on a study)", code="method_not_allowed")
         clients = default_clients()
@@ -146,6 +187,7 @@ def dicomweb(request):
             return _dicom_json(qido.search_instances(fs, key, uid, uids[0], uids[1], items,
                                                      _service_base(request, base)))
         if request.method == "DELETE":
+            credential.require_write("delete a study")
             return removal.delete_study(clients, uid, uids[0])
         if items:
             raise BadRequest("a retrieve takes no query parameters", code="unsupported_query")
