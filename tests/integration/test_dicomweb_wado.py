@@ -221,10 +221,16 @@ def test_metadata_etag(world):
                          timeout=30)
     other = requests.get(series_url, headers={**headers, "If-None-Match": '"nope"'}, timeout=30)
 
+    plain = requests.get(series_url, headers={**headers, "Accept-Encoding": "identity"},
+                         timeout=30)
+
     assert first.status_code == 200 and first.headers["Content-Type"] == "application/dicom+json"
+    assert first.headers["Content-Encoding"] == "gzip"  # requests asks for it and decodes it
     assert again.status_code == 304 and not again.content
     assert again.headers["ETag"] == first.headers["ETag"]
     assert other.status_code == 200 and other.json() == first.json()
+    assert "Content-Encoding" not in plain.headers and plain.json() == first.json()
+    assert plain.headers["ETag"] != first.headers["ETag"]
 
 
 def test_rendered_and_thumbnail(world):

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +46,7 @@ class Reply:
 
     status: int
     headers: dict[str, str]
-    chunks: list[bytes] = field(default_factory=list)
+    chunks: Iterable[bytes] = field(default_factory=list)
 
 
 def _not_found() -> NotFound:
@@ -118,8 +121,12 @@ def _instance_missing(clients: Clients, uid: str, study_uid: str, series_uid: st
 
 def metadata(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
              sop_uid: str | None, *, base: str, accept: str | None,
-             if_none_match: str | None) -> Reply:
+             if_none_match: str | None, accept_encoding: str | None = None) -> Reply:
     """Study (``series_uid`` None), series or instance metadata of the caller's.
+
+    Study and series metadata stream one series at a time (a study of many large series
+    never sits whole in memory, nor meets the 32 MiB cap of unstreamed answers), gzipped
+    on the fly when ``Accept-Encoding`` allows it (JSON shrinks about tenfold).
 
     Raises
     ------
@@ -132,21 +139,55 @@ def metadata(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
     """
     offer = choose(accept, OFFERS)
     pointers = _pointers(clients, uid, study_uid, series_uid)
-    etag = _etag(pointers, base, f"{offer.media_type}|{sop_uid or ''}")
+    gzipped = _accepts_gzip(accept_encoding)
+    etag = _etag(pointers, base, f"{offer.media_type}|{sop_uid or ''}|{gzipped}")
     headers = {"ETag": etag, "Cache-Control": "private, no-cache",
-               "X-Content-Type-Options": "nosniff", "Vary": "Accept, Authorization"}
+               "X-Content-Type-Options": "nosniff",
+               "Vary": "Accept, Accept-Encoding, Authorization"}
     if _matches(if_none_match, etag):
         return Reply(304, headers)
     marker, url = series_metadata.BASE.encode(), base.encode()
-    arrays = [_read(clients, p).replace(marker, url) for p in pointers]
+    first = (_read(clients, pointers[0]).replace(marker, url)  # a 503 before any byte
+             if pointers else b"[]")
     if sop_uid is not None:
-        found = [item for item in json.loads(arrays[0])
+        found = [item for item in json.loads(first)
                  if (item.get("00080018", {}).get("Value") or [None])[0] == sop_uid]
         if not found:
             raise _instance_missing(clients, uid, study_uid, series_uid, sop_uid)
-        body = json.dumps(found, separators=(",", ":")).encode()
+        chunks: Iterator[bytes] = iter([json.dumps(found, separators=(",", ":")).encode()])
     else:
-        inner = [a.strip()[1:-1].strip() for a in arrays]
-        body = b"[" + b",".join(i for i in inner if i) + b"]"
+        rest = (_read(clients, p).replace(marker, url) for p in pointers[1:])
+        chunks = _joined(itertools.chain([first], rest))
     headers["Content-Type"] = offer.media_type
-    return Reply(200, headers, [body])
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+        chunks = _gzip(chunks)
+    return Reply(200, headers, chunks)
+
+
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    for item in (accept_encoding or "").split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() in ("gzip", "x-gzip"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def _joined(arrays: Iterator[bytes]) -> Iterator[bytes]:
+    """One JSON array from several (each a series' array), a series at a time."""
+    yield b"["
+    wrote = False
+    for array in arrays:
+        inner = array.strip()[1:-1].strip()
+        if inner:
+            yield (b"," if wrote else b"") + inner
+            wrote = True
+    yield b"]"
+
+
+def _gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for chunk in chunks:
+        if out := packer.compress(chunk):
+            yield out
+    yield packer.flush()

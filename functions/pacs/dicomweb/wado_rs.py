@@ -66,7 +66,8 @@ def serve(clients: Clients, uid: str, route: Route, *, items: list[tuple[str, st
     if route.kind == "metadata":
         _no_query(items)
         return metadata.metadata(clients, uid, *uids, base=base, accept=accept,
-                                 if_none_match=headers.get("If-None-Match"))
+                                 if_none_match=headers.get("If-None-Match"),
+                                 accept_encoding=headers.get("Accept-Encoding"))
     if route.kind in ("frames", "bulkdata"):
         _no_query(items)
         if route.kind == "frames":

@@ -166,8 +166,11 @@ def rebuild(clients: Clients, uid: str, study: str, series: str, docs: list[dict
     except NotFound:
         raise TransientError("an instance object is gone or replaced; settle again") from None
     entries = {k: previous[k] for k in wanted if k not in {d["key"] for d in fresh}}
-    for doc, head in zip(fresh, heads, strict=True):
-        entries[doc["key"]] = _entry(clients, doc, head)
+    try:
+        for doc, head in zip(fresh, heads, strict=True):
+            entries[doc["key"]] = _entry(clients, doc, head)
+    except NotFound:  # deleted meanwhile (a deletion or erasure): settle again decides
+        raise TransientError("an instance object is gone or replaced; settle again") from None
     return _write(clients, uid, study, series, ref, pointer, entries, computed_at)
 
 
