@@ -14,6 +14,7 @@ from pacs.retention.links import expire_links
 from pacs.retention.logs import purge_logs
 from pacs.retention.metadata_backfill import backfill_series_metadata
 from pacs.retention.reconcile import reconcile
+from pacs.retention.search_refresh import refresh_search_keys
 from pacs.retention.trends import usage_trends
 from pacs.retention.uploads import clean_uploads
 
@@ -28,6 +29,9 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("reconcile", reconcile,
         "repair or remove instance objects without documents, documents without objects, "
         "previews without series"),
+    Job("refresh_search_keys", refresh_search_keys,
+        "bring studies indexed under an older search-key layout to the current one "
+        "(one state read once done)"),
     Job("backfill_series_metadata", backfill_series_metadata,
         "build the WADO-RS metadata and frame index of series settled without one "
         "(one state read once done)"),
