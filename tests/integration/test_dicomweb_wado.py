@@ -249,6 +249,20 @@ def test_rendered_and_thumbnail(world):
     assert refused.status_code == 406
 
 
+def test_rendered_through_dicomweb_client(world):
+    ds = world.original("MR_small_jpeg_ls_lossless.dcm").ds
+    client = world.client("MR_small_jpeg_ls_lossless.dcm")
+
+    jpeg = client.retrieve_instance_rendered(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                             ds.SOPInstanceUID, media_types=("image/jpeg",))
+    png = client.retrieve_instance_rendered(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                            ds.SOPInstanceUID, media_types=("image/png",))
+
+    assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
+    picture = Image.open(io.BytesIO(png))
+    assert picture.format == "PNG" and picture.size == (ds.Columns, ds.Rows)
+
+
 def test_series_and_study_thumbnails_are_the_previews(world):
     ds = world.original("CT_small.dcm").ds
     headers = world.users["a"].headers()
