@@ -4,7 +4,9 @@
 What it does, and why each part exists:
 
 * **Static files** from ``web/dist``, with the ``hosting.headers`` of ``firebase.json`` (the
-  same Content-Security-Policy and security headers production sends). Locally the page also
+  same Content-Security-Policy and security headers production sends; ``source`` globs
+  and ``regex`` entries, as Hosting matches them). The OHIF Viewer under ``/ohif/`` has
+  its own entry, and the site-wide one leaves ``/ohif`` out (``docs/web.md``). Locally the page also
   talks to the Firestore and Storage emulators on other origins, so their origins are added
   to ``connect-src``/``img-src`` here only; production's policy is the file's.
 * **Rewrites** from ``firebase.json``: ``function`` rewrites go to the function's local port
@@ -36,6 +38,7 @@ import json
 import mimetypes
 import os
 import posixpath
+import re
 import sys
 import threading
 import urllib.parse
@@ -119,10 +122,16 @@ def match_source(pattern: str, path: str) -> bool:
 
 
 def headers_for(path: str, section: dict[str, Any]) -> dict[str, str]:
-    """The ``hosting.headers`` entries whose ``source`` glob matches ``path`` (later wins)."""
+    """The ``hosting.headers`` entries whose ``source`` glob or ``regex`` (RE2, which
+    Hosting matches against the whole path; the patterns used are also valid Python
+    regular expressions) matches ``path`` (later wins)."""
     out: dict[str, str] = {}
     for entry in section.get("headers", []):
-        if _glob(entry["source"], path):
+        if "regex" in entry:
+            matched = re.fullmatch(entry["regex"], path) is not None
+        else:
+            matched = _glob(entry["source"], path)
+        if matched:
             for header in entry["headers"]:
                 out[header["key"]] = header["value"]
     return out

@@ -211,14 +211,15 @@ def write_tree(files: dict[str, bytes], out: Path) -> None:
     """Write to a hidden folder beside ``out`` (Hosting ignores dot files), then swap."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".ohif-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 is not a served folder's mode
     try:
         for rel, data in files.items():
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        old = out.parent / f".ohif-old-{os.getpid()}"
+        old = Path(tempfile.mkdtemp(prefix=".ohif-old-", dir=out.parent))
         if out.exists():
-            os.replace(out, old)
+            os.replace(out, old)  # onto the empty folder
         os.replace(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:

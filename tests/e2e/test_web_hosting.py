@@ -49,7 +49,9 @@ def test_every_api_rewrite_names_a_deployed_http_function():
     http = {f["name"] for f in config.function_table() if f["trigger"]["type"] == "http"}
     rewrites = FIREBASE["hosting"]["rewrites"]
     assert rewrites[-1] == {"source": "**", "destination": "/index.html"}
-    for rewrite in rewrites[:-1]:
+    # The OHIF Viewer's own single-page fallback (tests/e2e/test_ohif.py).
+    assert rewrites[-2] == {"source": "/ohif/**", "destination": "/ohif/index.html"}
+    for rewrite in rewrites[:-2]:
         # The JSON API under /api/; DICOMweb (docs/dicomweb.md) under its own prefix.
         assert rewrite["source"].startswith("/api/") or rewrite["source"] == "/dicomweb/**"
         assert rewrite["function"]["functionId"] in http
