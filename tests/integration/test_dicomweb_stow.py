@@ -317,3 +317,39 @@ def test_an_accept_without_dicom_json_is_406(cloud, user):
     assert instance_objects(cloud, user.uid) == []
     resp = post(cloud, user, body, headers={"Accept": "application/dicom+xml, */*;q=0.1"})
     assert resp.status_code == 200, resp.text
+
+
+def test_an_erasure_that_begins_mid_request_stops_it(cloud, user):
+    """The domain call against the emulators: the owner's erasure marker appears while the
+    second part is being read; that part is not stored and the request answers 403."""
+    from datetime import UTC, datetime
+
+    from pacs import markers
+    from pacs.errors import Forbidden
+
+    first, second = fresh("CT_small.dcm"), fresh("MR_small.dcm")
+    body = multipart([encoded(first), encoded(second)])
+    trigger = body.index(encoded(second)) + 8192  # inside the second part
+    fs, key = cloud.clients().firestore, cloud.settings().hash_key
+
+    class MarkerMidway(io.RawIOBase):
+        def __init__(self):
+            self.data, self.pos, self.marked = body, 0, False
+
+        def read(self, n=-1):
+            out = self.data[self.pos:self.pos + min(4096, n if n > 0 else 4096)]
+            self.pos += len(out)
+            if self.pos > trigger and not self.marked:
+                markers.erasure_marker_ref(fs, key, user.uid).set({"at": datetime.now(UTC)})
+                self.marked = True
+            return out
+
+    with pytest.raises(Forbidden) as err:
+        stow.store(cloud.clients(), user.uid, stow.StowRequest(
+            content_type(), len(body), MarkerMidway(), None, "https://site.test/dicomweb"))
+    assert err.value.code == "erasure_in_progress"
+    stored = [b.name for b in instance_objects(cloud, user.uid)]
+    from pacs import ids
+
+    # The first part's only (the erasure's to delete); nothing of the second.
+    assert len(stored) == 1 and ids.instance_key(key, user.uid, first.SOPInstanceUID) in stored[0]

@@ -238,9 +238,14 @@ def store(clients: Clients, uid: str, request: StowRequest,
 
 def _ingest(clients: Clients, uid: str, upload_id: str, request: StowRequest,
             now: Callable[[], datetime]) -> StowAnswer:
+    from google.api_core.exceptions import NotFound as GoneRecord
+
     record = clients.firestore.collection(uploads.UPLOADS).document(upload_id)
-    record.update({"status": uploads.PROCESSING, "source": SOURCE, "started_at": now(),
-                   "updated_at": now()})
+    try:  # an update never creates: a record an erasure deleted meanwhile stays deleted
+        record.update({"status": uploads.PROCESSING, "source": SOURCE, "started_at": now(),
+                       "updated_at": now()})
+    except GoneRecord:
+        raise Forbidden("your account is being erased", code="erasure_in_progress") from None
     batch = pipeline.Batch(uid, upload_id, "0")
     recorder = results.Recorder(clients.firestore, clients.settings.hash_key, uid, upload_id,
                                 now)
@@ -275,12 +280,14 @@ def _finish(clients: Clients, batch: pipeline.Batch, record: Any, recorder: Any,
             now: Callable[[], datetime]) -> None:
     """Write the last results, the bytes actually received (what the quota holds), and the
     final status; ask for the series to settle. Runs however the request ended."""
+    from google.api_core.exceptions import NotFound as GoneRecord
+
     try:
         recorder.flush()
-    except markers.ErasureBegan:
-        return  # the erasure deletes the record
-    record.update({"size": max(read, 1), "updated_at": now()})
-    pipeline.finish(clients, batch, now)
+        record.update({"size": max(read, 1), "updated_at": now()})
+        pipeline.finish(clients, batch, now)
+    except (markers.ErasureBegan, GoneRecord):
+        return  # the owner's erasure began: it deletes the record and what was stored
 
 
 def _one(clients: Clients, batch: pipeline.Batch, index: int, part: Any,
