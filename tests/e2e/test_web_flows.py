@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 import requests
@@ -95,10 +96,19 @@ def test_consent_banner_gates_analytics(web, account):
 
 def test_export_and_account_deletion(web, account, zip_file):
     ingest(web, account, zip_file[0])
-    out = run_scenario("privacy", web, {"email": account.email, "password": account.password},
-                       timeout=300)
+    new_email = f"moved-{uuid.uuid4().hex[:10]}@example.test"
+    out = run_scenario("privacy", web, {"email": account.email, "password": account.password,
+                                        "newEmail": new_email}, timeout=300)
     assert out["archive"]["status"] == 200 and out["archive"]["magic"] == "PK"
-    assert "export:completed" in out["rows"] and "rectification:completed" in out["rows"]
+    assert out["rows"].count("rectification:completed") == 2, out["rows"]  # profile, email
+    assert "export:completed" in out["rows"]
+    # The sign-in email: the link went to the new address (the emulator's outbox).
+    assert new_email in out["signInEmailStatus"]
+    host = web.cloud.env["FIREBASE_AUTH_EMULATOR_HOST"]
+    codes = requests.get(f"http://{host}/emulator/v1/projects/{web.cloud.project}/oobCodes",
+                         timeout=30).json()["oobCodes"]
+    assert [(c["email"], c["requestType"]) for c in codes if c.get("newEmail") == new_email] \
+        == [(account.email, "VERIFY_AND_CHANGE_EMAIL")]
     assert out["signedOut"] == 0
     # The erasure job disables, then deletes, the account: signing in fails for good.
     def refused():

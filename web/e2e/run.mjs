@@ -387,6 +387,12 @@ const scenarios = {
     await page.getByTestId('profile-form').getByLabel('Name').fill('Dr Test Rectified');
     await page.getByRole('button', { name: 'Save corrections' }).click();
     await page.waitForSelector('text=Your profile was corrected.');
+    // The sign-in email: a fresh sign-in asks nothing more; a link goes to the new address.
+    await page.getByTestId('sign-in-email').fill(args.newEmail);
+    await page.getByRole('button', { name: 'Send confirmation link' }).click();
+    await page.waitForSelector('text=A confirmation link was sent to');
+    const signInEmailStatus = await page.getByTestId('sign-in-email-form').getByRole('status').textContent();
+    await shot(page, '15b-sign-in-email-link-sent');
     await page.getByTestId('export-start').click();
     await page.waitForSelector('[data-testid=export-status] progress');
     const progressSeen = await page.getByTestId('export-status').textContent();
@@ -412,7 +418,7 @@ const scenarios = {
     await page.waitForTimeout(1000);
     await shot(page, '18-account-deleted');
     const signedOut = await page.getByTestId('user-email').count();
-    return { progressSeen, link, archive, rows, signedOut, errors };
+    return { progressSeen, link, archive, rows, signedOut, signInEmailStatus, errors };
   },
 
   /** Transfer syntaxes dwv cannot read (JPEG-LS, deflated), transcoded in the browser. */

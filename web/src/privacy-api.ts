@@ -54,6 +54,11 @@ export const createProfile = (body: { adult: boolean; display_name?: string }) =
 export const rectifyProfile = (body: { display_name?: string; email?: string }) =>
   api<{ changes: Record<string, { from: string; to: string }> }>('/privacy/profile',
     { method: 'PATCH', body });
+/** Ask for a verify-and-change link to ``email`` (a recent sign-in only): the sign-in email
+ *  changes when the link sent to the new address is opened. */
+export const changeSignInEmail = (email: string) =>
+  api<{ verification_sent_to: string; request: PrivacyRequest }>('/privacy/profile/sign-in-email',
+    { method: 'POST', body: { email } });
 export const listRequests = () => api<{ requests: PrivacyRequest[] }>('/privacy/requests');
 export const getRequest = (id: string) =>
   api<{ request: PrivacyRequest }>(`/privacy/requests/${encodeURIComponent(id)}`);

@@ -2,7 +2,7 @@ import { ApiError, describeError } from '../api';
 import { track } from '../analytics';
 import { analyticsAllowed, readConsent, setConsent } from '../consent';
 import { formatBytes, formatDate, formatDateTime } from '../format';
-import { getProfile, getReceipt, listRequests, mintExportLink, rectifyProfile, REQUEST_STATUS_TEXT,
+import { changeSignInEmail, getProfile, getReceipt, listRequests, mintExportLink, rectifyProfile, REQUEST_STATUS_TEXT,
   REQUEST_TYPE_TEXT, restrict, setServerConsent, submitRequest, getRequest,
   type ExportLink, type PrivacyRequest } from '../privacy-api';
 import type { RouteContext } from '../router';
@@ -198,6 +198,37 @@ export async function renderPrivacy(ctx: RouteContext, go: (href: string) => voi
     }
   });
 
+  // --- sign-in email (Firebase's verify-and-change link, on a recent sign-in) --------------
+  const pending = profile?.pending_sign_in_email as { to?: string } | undefined;
+  const signInInput = h('input', { type: 'email', value: '', autocomplete: 'email', required: true,
+    'aria-describedby': 'sign-in-email-hint', 'data-testid': 'sign-in-email' });
+  const signInStatus = h('p', { class: 'hint', id: 'sign-in-email-hint', role: 'status' },
+    pending?.to ? `A confirmation link was sent to ${pending.to}; your sign-in email changes when you open it.`
+      : `You sign in with ${currentUser()?.email ?? 'your email'}. A link sent to the new address confirms the change.`);
+  const signInForm = h('form', { class: 'inline-form', 'data-testid': 'sign-in-email-form' },
+    field('New sign-in email', signInInput), h('button', { type: 'submit' }, 'Send confirmation link'), signInStatus);
+  signInForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const email = signInInput.value.trim();
+    if (!email) return;
+    if (!(await ensureRecentSignIn('Changing your sign-in email needs a fresh sign-in: confirm your password.'))) return;
+    try {
+      let res;
+      try {
+        res = await changeSignInEmail(email);
+      } catch (err) {
+        if (!(err instanceof ApiError && err.code === 'recent_sign_in_required')) throw err;
+        if (!(await reauthenticate('Confirm your password to change your sign-in email.'))) return;
+        res = await changeSignInEmail(email);
+      }
+      signInStatus.textContent = `A confirmation link was sent to ${res.verification_sent_to}. Open it, then sign in with the new address.`;
+      toast('Confirmation link sent.', 'success');
+      void loadRequests();
+    } catch (err) {
+      toast(describeError(err), 'error');
+    }
+  });
+
   // --- restriction -------------------------------------------------------------------------
   const restricted = profile?.restricted === true;
   const restrictBtn = h('button', { type: 'button', 'data-testid': 'restrict-account' },
@@ -285,7 +316,8 @@ export async function renderPrivacy(ctx: RouteContext, go: (href: string) => voi
       exportBtn, exportStatus),
     h('section', { 'aria-labelledby': 'p-profile' }, h('h2', { id: 'p-profile' }, 'Correct your profile'),
       h('p', { class: 'hint' }, 'Image content cannot be edited: delete a study and upload a corrected one.'),
-      profileForm),
+      profileForm,
+      h('h3', {}, 'Sign-in email'), signInForm),
     h('section', { 'aria-labelledby': 'p-consent' }, h('h2', { id: 'p-consent' }, 'Consent'), consentForm,
       ledger.childElementCount ? h('details', {}, h('summary', {}, 'Consent history'), ledger) : null),
     h('section', { 'aria-labelledby': 'p-restrict' }, h('h2', { id: 'p-restrict' }, 'Restrict processing'),
