@@ -353,3 +353,19 @@ def test_an_erasure_that_begins_mid_request_stops_it(cloud, user):
 
     # The first part's only (the erasure's to delete); nothing of the second.
     assert len(stored) == 1 and ids.instance_key(key, user.uid, first.SOPInstanceUID) in stored[0]
+
+
+def test_a_study_being_deleted_takes_nothing_0110(cloud, user):
+    from pacs import ids, markers
+
+    ds = fresh("CT_small.dcm")
+    fs, key = cloud.clients().firestore, cloud.settings().hash_key
+    study_key = ids.study_key(key, user.uid, ds.StudyInstanceUID)
+    markers.deletion_ref(fs, key, user.uid, study_key).set(
+        {"owner": user.uid, "status": markers.DELETION_IN_PROGRESS})
+    resp = post(cloud, user, multipart([encoded(ds)]))
+    assert resp.status_code == 409, resp.text
+    assert failed(resp.json()) == [(ds.SOPInstanceUID, 0x0110)]
+    _, ledger = last_ledger(cloud, user.uid)
+    assert [(r["status"], r.get("reason")) for r in ledger] == [("rejected", "study_deleted")]
+    assert instance_objects(cloud, user.uid) == []

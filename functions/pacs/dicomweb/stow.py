@@ -15,8 +15,9 @@ Bodies are ``multipart/related; type="application/dicom"`` (read streaming,
 :data:`MAX_REQUEST_BYTES` and :data:`MAX_PARTS` parts. The answer is the Store Instances
 Response Module as ``application/dicom+json``: ReferencedSOPSequence with a RetrieveURL per
 stored instance (a duplicate is stored), FailedSOPSequence with a FailureReason per refused
-part; 200 when all were stored, 202 when some, 409 when none for a conflict (quota, study
-UID mismatch, another instance under the same UID), 400 when none could be understood.
+part; 200 when all were stored, 202 when some, 400 when none could be understood, 409 when
+none was stored for another reason (quota, study UID mismatch, another instance under the
+same UID, the study being deleted).
 """
 
 from __future__ import annotations
@@ -71,7 +72,6 @@ REASONS = {
     "study_uid_mismatch": DOES_NOT_MATCH,
     results.CONFLICT: DUPLICATE_SOP_INSTANCE, "study_deleted": PROCESSING_FAILURE,
 }
-CONFLICTS = frozenset({OUT_OF_RESOURCES, DOES_NOT_MATCH, DUPLICATE_SOP_INSTANCE})
 TAGS = {"FailureReason": ("00081197", "US"), "FailedSOPSequence": ("00081198", "SQ"),
         "ReferencedSOPSequence": ("00081199", "SQ"),
         "ReferencedSOPClassUID": ("00081150", "UI"),
@@ -351,8 +351,10 @@ def _complete(answer: StowAnswer, base: str, study_uid: str | None) -> StowAnswe
     elif answer.referenced:
         answer.status = 202
     else:
+        # 400 only when nothing could be understood; any other refusal is a conflict with
+        # the state here (quota, another study, another instance, a deletion).
         reasons = {item[TAGS["FailureReason"][0]]["Value"][0] for item in answer.failed}
-        answer.status = 409 if reasons & CONFLICTS else 400
+        answer.status = 400 if reasons == {CANNOT_UNDERSTAND} else 409
     return answer
 
 
