@@ -3,6 +3,7 @@ import { api, ApiError, describeError } from '../api';
 import { getBackend } from '../firebase';
 import { track } from '../analytics';
 import { formatBytes, formatDateTime, formatDicomDate, formatPersonName } from '../format';
+import { requestDownloadLink, startDownload } from '../download';
 import { forgetManifest } from '../manifests';
 import { restrict } from '../privacy-api';
 import type { RouteContext } from '../router';
@@ -49,6 +50,26 @@ export const SHARE_STATUS_TEXT: Record<string, string> = {
 export function shareUrl(token: string, origin = window.location.origin): string {
   // The token goes in the fragment: browsers never send it to any server.
   return `${origin}/view#${token}`;
+}
+
+/** "Download (ZIP)": a single-use link from the DICOMweb function, handed to the browser's
+ *  download manager (the ZIP streams from the function, never through this page). */
+function zipButton(studyInstanceUid: unknown, restricted: boolean): HTMLElement | string {
+  if (typeof studyInstanceUid !== 'string' || !studyInstanceUid) return '';
+  const btn = h('button', { type: 'button', 'data-testid': 'download-zip', disabled: restricted },
+    'Download (ZIP)') as HTMLButtonElement;
+  btn.addEventListener('click', async () => {
+    btn.disabled = true;
+    try {
+      startDownload((await requestDownloadLink(studyInstanceUid)).url);
+      announce('The download of the study as a ZIP has started.');
+    } catch (err) {
+      toast(`The study could not be downloaded: ${describeError(err)}`, 'error');
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  return btn;
 }
 
 async function copy(text: string): Promise<boolean> {
@@ -222,8 +243,10 @@ export async function renderStudy(ctx: RouteContext, go: (href: string) => void)
 
   box.replaceChildren(
     h('div', { class: 'page-head' }, h('h1', {}, title),
-      h('a', { class: `button primary${restricted ? ' disabled' : ''}`, href: `/viewer/${id}`,
-        'data-link': true, 'aria-disabled': restricted ? 'true' : null }, 'Open viewer')),
+      h('div', { class: 'actions' },
+        h('a', { class: `button primary${restricted ? ' disabled' : ''}`, href: `/viewer/${id}`,
+          'data-link': true, 'aria-disabled': restricted ? 'true' : null }, 'Open viewer'),
+        zipButton(s.StudyInstanceUID, restricted))),
     restricted ? h('p', { class: 'notice' }, 'Processing of this study is restricted: it cannot be viewed or shared until you lift the restriction.') : '',
     info,
     h('h2', {}, 'Series'), seriesTable,
