@@ -33,7 +33,10 @@ OWNERS = {
           "emri_small_RLE.dcm"],
     "b": ["MR_small_jpeg_ls_lossless.dcm", "emri_small.dcm"],
     "c": ["MR_small_RLE.dcm", "emri_small_jpeg_2k_lossless.dcm"],
+    "d": ["waveform_ecg.dcm"],  # no pixel data; bulk data nested in a sequence
 }
+ALL = [n for names in OWNERS.values() for n in names]
+IMAGES = [n for n in ALL if n != "waveform_ecg.dcm"]
 NATIVE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99")
 
 
@@ -97,7 +100,7 @@ def expected_frames(original: Original) -> list[bytes]:
     return list(generate_frames(ds.PixelData, number_of_frames=count))
 
 
-@pytest.mark.parametrize("name", [n for names in OWNERS.values() for n in names])
+@pytest.mark.parametrize("name", ALL)
 def test_series_metadata_equals_pydicom(world, name):
     # Arrange
     ds = world.original(name).ds
@@ -114,7 +117,7 @@ def test_series_metadata_equals_pydicom(world, name):
     ref_plain, ref_bulk = split_bulk(reference)
     assert plain == {k: v for k, v in ref_plain.items() if k < "7FE00010"}
     assert {k: v for k, v in bulk.items() if k != "7FE00010"} == ref_bulk
-    assert "BulkDataURI" in item["7FE00010"]
+    assert ("BulkDataURI" in item.get("7FE00010", {})) == (name in IMAGES)
 
 
 def test_instance_and_study_metadata(world):
@@ -142,7 +145,25 @@ def test_pixel_data_bulk_uri_resolves_to_the_frames(world):
         assert client.retrieve_bulkdata(uri) == expected_frames(world.original(name))
 
 
-@pytest.mark.parametrize("name", [n for names in OWNERS.values() for n in names])
+@pytest.mark.parametrize(("name", "path", "value"), [
+    ("CT_small.dcm", "00431029", lambda ds: ds[0x00431029].value),
+    ("waveform_ecg.dcm", "54000100/1/54001010", lambda ds: ds.WaveformSequence[1].WaveformData),
+])
+def test_other_bulk_data_uris_resolve_to_the_values(world, name, path, value):
+    # Act
+    item = world.get(name, "/metadata").json()[0]
+    steps = path.split("/")
+    uri = item[steps[0]]
+    for index, tag in zip(steps[1::2], steps[2::2], strict=True):  # item number, then tag
+        uri = uri["Value"][int(index)][tag]
+    data = world.client(name).retrieve_bulkdata(uri["BulkDataURI"])
+
+    # Assert
+    assert uri["BulkDataURI"] == f"{world.instance_url(name)}/bulkdata/{path}"
+    assert data == [value(world.original(name).ds)]
+
+
+@pytest.mark.parametrize("name", IMAGES)
 def test_frames_equal_pydicom(world, name):
     # Arrange
     ds = world.original(name).ds
