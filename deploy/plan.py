@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy import iam
+from deploy import iam, privacy
 from deploy.requirements import FUNCTIONS_DIR, ROOT
 
 RUNTIME = "python312"
@@ -79,25 +79,9 @@ UPLOAD_OBJECT_MAX_AGE_DAYS = math.ceil(max(
 # Event functions run up to the settings' event deadline (540 s, the 2nd-gen event maximum).
 EVENT_TIMEOUT_SECONDS = int(_SETTINGS.event_deadline_seconds)
 
-APIS = (
-    "cloudfunctions.googleapis.com",
-    "run.googleapis.com",
-    "cloudbuild.googleapis.com",
-    "artifactregistry.googleapis.com",
-    "eventarc.googleapis.com",
-    "pubsub.googleapis.com",
-    "cloudscheduler.googleapis.com",
-    "firestore.googleapis.com",
-    "storage.googleapis.com",
-    "secretmanager.googleapis.com",
-    "iam.googleapis.com",
-    "iamcredentials.googleapis.com",
-    "logging.googleapis.com",
-    "identitytoolkit.googleapis.com",
-    "firebase.googleapis.com",
-    "firebaserules.googleapis.com",
-    "firebasehosting.googleapis.com",
-)
+# The APIs enabled: exactly the services of infra/processors.json, each with what it holds
+# of personal data (the web client's Processors page is built from the same file).
+APIS = privacy.enabled_apis()
 
 # Memory, timeout (seconds) and instance cap per function.
 HTTP_TIMEOUT_SECONDS = 60
@@ -541,6 +525,19 @@ def build_plan(project: str, region: str, table: list[dict[str, Any]],
         "--location=global", f"--retention-days={LOG_RETENTION_DAYS}", gp,
         comment="the _Default bucket holds the functions' logs (ids only) and Data Access "
                 "audit logs")
+    phi_url = sorted(fn["name"] for fn in table
+                     if fn["trigger"]["type"] == "http" and fn["name"] in privacy.PHI_IN_URL)
+    if phi_url:
+        flag = privacy.exclusion_flag(phi_url)
+        add("Cloud Logging", "gcloud", "logging", "sinks", "list",
+            f"--filter=name=_Default AND exclusions.name={privacy.REQUEST_LOG_EXCLUSION}",
+            "--format=value(name)", gp, capture="PHI_URL_EXCLUSION",
+            comment="request logs of services with PHI in URLs (DICOMweb QIDO-RS) are never "
+                    "stored")
+        add("Cloud Logging", "gcloud", "logging", "sinks", "update", "_Default",
+            f"--add-exclusion={flag}", gp, probe_var="PHI_URL_EXCLUSION",
+            update=("gcloud", "logging", "sinks", "update", "_Default",
+                    f"--update-exclusion={flag}", gp))
 
     # 11. Firebase: Hosting, Firestore rules and indexes, Storage rules.
     add("Firebase", FIREBASE_CLI, "deploy", "--only", FIREBASE_ONLY, "--project", p,

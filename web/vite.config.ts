@@ -19,14 +19,31 @@ const policyFile = process.env.PACS_POLICY_FILE || resolve(here, '../../shared/p
 const dwvWorkers = resolve(here, 'node_modules/dwv/dist/assets/workers');
 const licences = thirdPartyLicences();
 
+const processorsFile = resolve(here, '../infra/processors.json');
+
+/** The Processors page's rows: the services of infra/processors.json that hold personal
+ * data (the deploy plan enables exactly the services of that file: deploy/privacy.py). */
+function processorRows(): string {
+  const fields = ['name', 'entity', 'purpose', 'data', 'location', 'privacy', 'dpa'];
+  const { services } = JSON.parse(readFileSync(processorsFile, 'utf8'));
+  const rows = services.filter((s: Record<string, unknown>) => s.personal_data === true)
+    .map((s: Record<string, unknown>) => Object.fromEntries(fields.map((f) => [f, String(s[f] ?? '')])));
+  return `export default ${JSON.stringify(rows)};`;
+}
+
 function pacsAssets(): Plugin {
   const virtualId = 'virtual:privacy-policy';
+  const processorsId = 'virtual:processors';
   return {
     name: 'pacs-assets',
     resolveId(id) {
-      return id === virtualId ? '\0' + virtualId : null;
+      return id === virtualId || id === processorsId ? '\0' + id : null;
     },
     load(id) {
+      if (id === '\0' + processorsId) {
+        this.addWatchFile(processorsFile);
+        return processorRows();
+      }
       if (id !== '\0' + virtualId) return null;
       if (!existsSync(policyFile)) {
         this.error(`privacy policy not found at ${policyFile} (set PACS_POLICY_FILE)`);

@@ -8,6 +8,9 @@ policy version as the server's (the policy's effective date, issue 16 item 2).
 
 Search (item 3): patient names and IDs go in the body of POST /api/studies/search, never
 into a request URL or the page's address (request logs, browser history).
+
+Processors (item 5): the page lists every service the deploy plan enables that holds
+personal data (infra/processors.json, the plan's list), with what it holds and where.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
 
 CONSENT_WITHDRAW = WEB / "e2e" / "consent-withdraw.mjs"
 SEARCH_PRIVACY = WEB / "e2e" / "search-privacy.mjs"
+PROCESSORS_PAGE = WEB / "e2e" / "processors.mjs"
 
 
 def test_clearing_the_local_consent_value_withdraws_it_when_signed_in(web: WebStack, account):
@@ -67,3 +71,18 @@ def test_search_filters_stay_out_of_urls(web: WebStack, account, zip_file):
     assert out["afterBack"] == {"rows": [ct["id"]], "name": "ct1"}, out
     assert out["bookmark"]["url"] == web.url + "/studies", out
     assert len(out["bookmark"]["rows"]) == 3 and out["bookmark"]["name"] == "", out
+
+
+def test_processors_page_lists_every_enabled_service_with_personal_data(web: WebStack):
+    from deploy import plan, privacy
+
+    out = run_node(PROCESSORS_PAGE, "processors-page", {"url": web.url})
+    shown = {row[0]: row for row in out["rows"]}
+    holding = {s.name: s for s in privacy.services() if s.personal_data}
+    assert set(shown) == set(holding), (set(shown) ^ set(holding))
+    assert {"Cloud Logging", "Secret Manager"} <= set(shown)
+    for name, service in holding.items():
+        assert service.api in plan.APIS
+        # Processor, entity, purpose, data, location: as listed.
+        assert shown[name][1:5] == [service.fields[f] for f in
+                                    ("entity", "purpose", "data", "location")], name

@@ -1,3 +1,4 @@
+import processorRows from 'virtual:processors';
 import policyText from 'virtual:privacy-policy';
 import { policyBlocks } from '../policy';
 import type { RouteContext } from '../router';
@@ -25,26 +26,9 @@ export function renderPolicy(ctx: RouteContext): void {
   ctx.outlet.append(article);
 }
 
-interface Processor { name: string; entity: string; purpose: string; data: string; location: string;
-  privacy: string; dpa: string }
-
-export const PROCESSORS: Processor[] = [
-  { name: 'Firebase Authentication', entity: 'Google LLC / Google Ireland Ltd', purpose: 'Sign-in, sessions',
-    data: 'Email, password hash, sign-in times, IP address', location: 'EU / US',
-    privacy: 'https://firebase.google.com/support/privacy', dpa: 'https://cloud.google.com/terms/data-processing-addendum' },
-  { name: 'Cloud Firestore', entity: 'Google Cloud', purpose: 'Study index, upload results, shares, access history, requests',
-    data: 'Extracted DICOM header fields (may include PHI), account id', location: 'europe-west1',
-    privacy: 'https://cloud.google.com/privacy', dpa: 'https://cloud.google.com/terms/data-processing-addendum' },
-  { name: 'Cloud Storage', entity: 'Google Cloud', purpose: 'Uploaded DICOM files, previews, exports',
-    data: 'DICOM images (PHI)', location: 'europe-west1',
-    privacy: 'https://cloud.google.com/privacy', dpa: 'https://cloud.google.com/terms/data-processing-addendum' },
-  { name: 'Cloud Functions, Pub/Sub, Cloud Scheduler, Eventarc', entity: 'Google Cloud', purpose: 'Processing uploads, links and privacy requests',
-    data: 'The data above while it is processed; logs with ids only', location: 'europe-west1',
-    privacy: 'https://cloud.google.com/privacy', dpa: 'https://cloud.google.com/terms/data-processing-addendum' },
-  { name: 'Firebase Hosting', entity: 'Google LLC / Google Ireland Ltd', purpose: 'Delivering this website',
-    data: 'IP address, browser type, request times (server logs)', location: 'Global CDN',
-    privacy: 'https://firebase.google.com/support/privacy', dpa: 'https://cloud.google.com/terms/data-processing-addendum' },
-];
+// One list with the deploy plan: the services it enables that hold personal data
+// (infra/processors.json, read at build time).
+export const PROCESSORS = processorRows;
 
 export function renderProcessors(ctx: RouteContext): void {
   ctx.outlet.append(h('h1', {}, 'Processors & Subprocessors'),
