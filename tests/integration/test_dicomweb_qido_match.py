@@ -15,7 +15,7 @@ import unicodedata
 
 import pytest
 import requests
-from pacs.dicomweb import qido_root
+from pacs.dicomweb import qido, qido_root, study_match
 
 from tests.dicomweb_helpers import value, values
 from tests.integration.test_dicomweb_qido import World
@@ -271,3 +271,16 @@ def test_root_search_budget_says_when_it_stops(world, monkeypatch):
     monkeypatch.setattr(qido_root, "READ_BUDGET", 3)
     found, truncated = qido_root.search_all_instances(fs, key, world.alice.uid, [])
     assert truncated and len(found) < len(world.alice_files)
+
+
+def test_scan_time_budget_cuts_the_answer_short(world, monkeypatch):
+    """Past SCAN_SECONDS the scan stops between pages and says so (a Warning on the wire),
+    so an infix search over many studies still answers within the request's 60 s."""
+    fs, key = world.cloud.clients().firestore, world.cloud.settings().hash_key
+    query = [("PatientName", "*e*")]
+    everything, truncated = qido.search_studies(fs, key, world.alice.uid, query)
+    assert len(everything) == len(world.alice_studies) and not truncated
+    monkeypatch.setattr(study_match, "PAGE", 2)
+    monkeypatch.setattr(study_match, "SCAN_SECONDS", 0.0)
+    found, truncated = qido.search_studies(fs, key, world.alice.uid, query)
+    assert truncated and found == everything[:2]

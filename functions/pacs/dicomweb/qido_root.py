@@ -12,8 +12,9 @@ How they are found:
   a ``Modality`` narrows them through the modality index), then each study's series in
   series-number order, then each series' instances in instance-number order, until
   ``offset + limit`` answers are found. At most :data:`READ_BUDGET` series and instance
-  documents are read per request (besides the study scan's own budget); stopping there
-  marks the answer as cut short.
+  documents are read per request (besides the study scan's own budget), within the scan's
+  :data:`~pacs.dicomweb.study_match.SCAN_SECONDS`; stopping there marks the answer as cut
+  short.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ Doc = Mapping[str, Any]
 
 
 class _Budget:
-    def __init__(self) -> None:
+    def __init__(self, state: study_match.ScanState) -> None:
         self.read = 0
         self.truncated = False
+        self.state = state
 
     def take(self, docs: list[Any]) -> list[Any]:
         self.read += len(docs)
@@ -43,7 +45,7 @@ class _Budget:
 
     @property
     def spent(self) -> bool:
-        if self.read >= READ_BUDGET:
+        if self.read >= READ_BUDGET or self.state.out_of_time():
             self.truncated = True
         return self.truncated
 
@@ -104,8 +106,8 @@ class _Search:
     def __init__(self, firestore: Any, hash_key: bytes, uid: str, query: qido.Query) -> None:
         self.fs, self.key, self.uid, self.query = firestore, hash_key, uid, query
         self.match = qido.match_studies(query, also_modality=query.matches.get("Modality"))
-        self.budget = _Budget()
         self.state = study_match.ScanState()
+        self.budget = _Budget(self.state)
 
     @property
     def truncated(self) -> bool:

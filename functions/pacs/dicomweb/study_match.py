@@ -13,12 +13,13 @@ Literal values and the text before a first wildcard still narrow the candidates 
 index (``Doe^Pe*`` asks for the name prefixes ``doe`` and ``pe``); a value starting with a
 wildcard (``*eter*``, as OHIF sends) cannot, and the scan reads the caller's studies in
 pages of :data:`PAGE` until the page of answers is full or :data:`SCAN_BUDGET` documents
-were read (then the answer says it was cut short).
+were read or :data:`SCAN_SECONDS` have passed (then the answer says it was cut short).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from pacs.studies.filters import MAX_WORDS, Filters
 from pacs.studies.query import build_query
 
 SCAN_BUDGET = 5000
+SCAN_SECONDS = 20.0
 PAGE = 500
 READ_FIELDS = [*catalog.STUDY_FIELDS, "owner", "modalities", "series_count", "instance_count",
                "search.sort", "search.name_tokens", "search.description_words",
@@ -60,10 +62,17 @@ class StudyMatch:
 
 @dataclass
 class ScanState:
-    """How much a scan read, and whether it stopped at its budget."""
+    """How much a scan read, and whether it stopped at its budget (documents, or
+    :data:`SCAN_SECONDS` of time: the answer must leave within the request's 60 s)."""
 
     scanned: int = 0
     truncated: bool = False
+    deadline: float = field(default_factory=lambda: time.monotonic() + SCAN_SECONDS)
+
+    def out_of_time(self) -> bool:
+        if time.monotonic() > self.deadline:
+            self.truncated = True
+        return self.truncated
 
 
 def _words(text: str, limit: int = MAX_WORDS) -> str:
@@ -183,6 +192,8 @@ def studies(firestore: Any, hash_key: bytes, uid: str, match: StudyMatch, state:
             size = min(PAGE, wanted) if wanted else PAGE
         if size <= 0:
             state.truncated = True
+            return
+        if last is not None and state.out_of_time():
             return
         query = base.limit(size)
         if last is not None:
