@@ -178,6 +178,8 @@ class Settings:
     deletion_stale_minutes: int = 10
     unconfirmed_account_days: int = 7
     privacy_at_risk_days: int = 5
+    # An export writes what fits in this many seconds per run, then queues the next run.
+    export_run_seconds: int = 420
     # The Firebase web API key (public configuration): Identity Toolkit calls made for the
     # user, such as the sign-in email's verify-and-change link.
     firebase_api_key: str = ""
@@ -243,6 +245,7 @@ class Settings:
             deletion_stale_minutes=_int(env, "PACS_DELETION_STALE_MINUTES", 10),
             unconfirmed_account_days=max(1, _int(env, "PACS_UNCONFIRMED_ACCOUNT_DAYS", 7)),
             privacy_at_risk_days=max(0, _int(env, "PACS_PRIVACY_AT_RISK_DAYS", 5)),
+            export_run_seconds=max(0, _int(env, "PACS_EXPORT_RUN_SECONDS", 420)),
             firebase_api_key=env.get("PACS_FIREBASE_API_KEY", ""),
             usage_min_users=max(2, _int(env, "PACS_USAGE_MIN_USERS", 5)),
             retention_page_size=max(1, _int(env, "PACS_RETENTION_PAGE_SIZE", 500)),

@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import subprocess
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ import pytest
 from pacs import json_values
 from pacs.auth import Caller
 from pacs.errors import BadRequest, NotFound
-from pacs.privacy import consent, erasure, export, personal_data
+from pacs.privacy import consent, erasure, export_runs, personal_data
 from pacs.privacy import requests as privacy_requests
 from pacs.settings import Settings
 
@@ -219,15 +220,58 @@ def _fake_locations(uid: str):
     ), blobs
 
 
-def test_archive_streams_to_an_unseekable_sink_and_reads_back():
+class MemoryRun:
+    """The storage side of :mod:`pacs.privacy.export_runs` in memory: parts are appended to
+    ``partial`` as the compose does; ``finish`` makes the archive."""
+
+    request_id = "req1"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.archive = b""
+
+    def writer(self, what: str):
+        run = self
+
+        class Writer(UnseekableSink):
+            def close(self) -> None:
+                run.objects[what] = bytes(self.buffer)
+
+        return Writer()
+
+    def put(self, what: str, data: bytes) -> None:
+        self.objects[what] = data
+
+    def get(self, what: str) -> bytes:
+        return self.objects[what]
+
+    def append(self, part: str, first: bool) -> None:
+        self.objects["partial"] = (b"" if first else self.objects["partial"]) + \
+            self.objects.pop(part)
+
+    def finish(self, tail: str) -> None:
+        self.archive = self.objects["partial"] + self.objects[tail]
+
+
+def test_an_archive_written_over_several_runs_is_one_zip_that_reads_back(tmp_path):
+    # Arrange: a budget spent at once, so each run writes one location or one object
     uid = "user1"
     locations, blobs = _fake_locations(uid)
     subject = personal_data.Subject(None, uid)  # type: ignore[arg-type]
-    raw = UnseekableSink()
-    sink = export.Sink(raw)
-    summary = export.write_archive(subject, sink, "req1", NOW, locations)
-    data = bytes(raw.buffer)
-    assert sink.size == len(data) and sink.sha256 == hashlib.sha256(data).hexdigest()
+    run, state = MemoryRun(), export_runs.fresh_state()
+    # Act
+    runs = 1
+    while not export_runs.write_part(subject, run, state, NOW, lambda: True, locations):
+        runs += 1
+    summary = export_runs.finish_archive(subject, run, state, NOW)
+    data = run.archive
+    # Assert: several parts, one archive that zipfile and unzip read whole
+    # shares; up0; up1; the last run finds only a location that is not exported
+    assert runs == state["parts"] == 4, state
+    archive = tmp_path / "export.zip"
+    archive.write_bytes(data)
+    tested = subprocess.run(["unzip", "-t", str(archive)], capture_output=True, text=True)
+    assert tested.returncode == 0 and "No errors detected" in tested.stdout, tested.stdout
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.testzip() is None
         names = zf.namelist()
@@ -243,8 +287,9 @@ def test_archive_streams_to_an_unseekable_sink_and_reads_back():
         sums = dict(reversed(line.split("  ")) for line in
                     zf.read("checksums.sha256").decode().splitlines())
         assert sums["uploads/up0"] == hashlib.sha256(blobs[0].data).hexdigest()
+        assert sums["uploads/up1"] == hashlib.sha256(blobs[1].data).hexdigest()
         manifest = json.loads(zf.read("manifest.json"))
-    assert manifest["counts"] == {"shares": 3, "upload_objects": 2}
+    assert manifest["counts"] == {"shares": 3, "upload_objects": 2} and manifest["runs"] == 4
     assert summary["files"] == 2 and summary["documents"] == 3
-    # Streamed: every member used a data descriptor (the sink was never rewound).
+    # Streamed: every member used a data descriptor (nothing was ever rewound).
     assert all(info.flag_bits & 0x08 for info in zipfile.ZipFile(io.BytesIO(data)).infolist())

@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import zipfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import IO, Any
+from typing import Any
 
 from pacs import log_events
 from pacs.auth import Caller
@@ -44,7 +43,6 @@ from pacs.errors import Forbidden, NotFound, PacsError
 from pacs.json_values import plain
 from pacs.links import signing
 from pacs.locations import delete_objects
-from pacs.privacy import personal_data
 from pacs.privacy import requests as privacy_requests
 from pacs.privacy.personal_data import Location, Subject
 
@@ -115,37 +113,11 @@ class ExportExpired(PacsError):
     http_status = 410
 
 
-class Sink:
-    """An unseekable, hashing writer around the upload stream: ``zipfile`` sees ``tell()``
-    but no ``seek()``, so it streams (data descriptors, no rewinding)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.size = 0
-        self._sha = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self._raw.write(data)
-        self._sha.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        pass
-
-    @property
-    def sha256(self) -> str:
-        return self._sha.hexdigest()
-
-
 def archive_object(uid: str, request_id: str) -> str:
     return f"exports/{uid}/{request_id}.zip"
 
 
-def _info(name: str, stamp: tuple[int, ...], compress: int) -> zipfile.ZipInfo:
+def info(name: str, stamp: tuple[int, ...], compress: int) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=stamp)
     info.compress_type = compress
     info.external_attr = 0o644 << 16
@@ -189,7 +161,7 @@ def _recorded_checksums(subject: Subject, study_key: str) -> dict[str, str | Non
     return out
 
 
-class _Integrity:
+class Integrity:
     """Compares the SHA-256 of each DICOM object copied with the one recorded at ingest."""
 
     def __init__(self, subject: Subject) -> None:
@@ -221,6 +193,19 @@ class _Integrity:
         else:
             self.mismatched.append(archive_name)
 
+    def to_state(self) -> dict[str, Any]:
+        """What a later run needs to go on (JSON)."""
+        return {"study": self.study, "expected": self.expected, "checked": self.checked,
+                "matched": self.matched, "mismatched": self.mismatched,
+                "unrecorded": self.unrecorded, "missing": self.missing}
+
+    @classmethod
+    def from_state(cls, subject: Subject, state: dict[str, Any] | None) -> Integrity:
+        made = cls(subject)
+        for key, value in (state or {}).items():
+            setattr(made, key, value)
+        return made
+
     def finish(self) -> dict[str, Any]:
         self._switch(None)
         return {"checked": self.checked, "matched": self.matched,
@@ -231,7 +216,7 @@ class _Integrity:
 def _copy_object(zf: zipfile.ZipFile, blob: Any, name: str, stamp: tuple[int, ...]) -> str:
     digest = hashlib.sha256()
     with blob.open("rb", chunk_size=CHUNK) as reader, \
-            zf.open(_info(name, stamp, zipfile.ZIP_STORED), "w", force_zip64=True) as out:
+            zf.open(info(name, stamp, zipfile.ZIP_STORED), "w", force_zip64=True) as out:
         while True:
             chunk = reader.read(CHUNK)
             if not chunk:
@@ -249,112 +234,56 @@ def _archive_name(location: Location, subject: Subject, object_name: str) -> str
     return "/".join([FOLDERS.get(location.name, location.name), *parts])
 
 
-def write_archive(subject: Subject, sink: Any, request_id: str, now: datetime,
-                  locations: tuple[Location, ...] = personal_data.LOCATIONS) -> dict[str, Any]:
-    """Write the whole archive to ``sink`` (anything with ``write``; streamed).
+def write_location(zf: zipfile.ZipFile, subject: Subject, location: Location,
+                   stamp: tuple[int, ...], state: dict[str, Any], checksums: list[str],
+                   integrity: Integrity, out_of_time: Callable[[], bool]) -> bool:
+    """Write one location's items into the archive (see :mod:`pacs.privacy.export_runs`).
 
-    Returns
-    -------
-    dict
-        ``counts`` per location, ``files``, ``documents``, ``integrity``.
+    Firestore locations and the Auth record go in whole; object locations go object by
+    object after ``state["after"]`` (the last object name written), stopping when
+    ``out_of_time()`` (after at least one object). ``state`` keeps the counts. Returns True
+    when the location is done.
     """
-    stamp = now.timetuple()[:6]
-    counts: dict[str, int] = {}
-    integrity = _Integrity(subject)
-    documents = files = 0
-    with tempfile.SpooledTemporaryFile(max_size=8 * 1024**2) as checksums, \
-            zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        zf.writestr(_info("README.txt", stamp, zipfile.ZIP_DEFLATED), README)
-        for location in locations:
-            if not location.export:
+    counts = state["counts"]
+    count = counts.get(location.name, 0)
+    if location.kind == "auth":
+        for user in location.find(subject):
+            zf.writestr(info("account/auth.json", stamp, zipfile.ZIP_DEFLATED),
+                        json.dumps(_auth_record(user), indent=2))
+            count += 1
+    elif location.kind == "firestore":
+        redacted = REDACTED.get(location.name, ())
+        member = info(f"firestore/{location.name}.jsonl", stamp, zipfile.ZIP_DEFLATED)
+        with zf.open(member, "w", force_zip64=True) as out:
+            for snap in location.find(subject):
+                if not _is_theirs(subject, location, snap):
+                    continue
+                data = {k: v for k, v in (snap.to_dict() or {}).items() if k not in redacted}
+                line = {"path": snap.reference.path, "data": plain(data)}
+                out.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
+                count += 1
+        state["documents"] += count - counts.get(location.name, 0)
+    else:
+        after, wrote = state.get("after"), 0
+        for blob in location.find(subject):
+            if after is not None and blob.name <= after:
+                continue  # written by an earlier run
+            if wrote and out_of_time():
+                counts[location.name] = count
+                return False
+            name = _archive_name(location, subject, blob.name)
+            state["after"] = blob.name
+            if name is None:
                 continue
-            count = 0
-            if location.kind == "auth":
-                for user in location.find(subject):
-                    zf.writestr(_info("account/auth.json", stamp, zipfile.ZIP_DEFLATED),
-                                json.dumps(_auth_record(user), indent=2))
-                    count += 1
-            elif location.kind == "firestore":
-                redacted = REDACTED.get(location.name, ())
-                info = _info(f"firestore/{location.name}.jsonl", stamp, zipfile.ZIP_DEFLATED)
-                with zf.open(info, "w", force_zip64=True) as out:
-                    for snap in location.find(subject):
-                        if not _is_theirs(subject, location, snap):
-                            continue
-                        data = {k: v for k, v in (snap.to_dict() or {}).items()
-                                if k not in redacted}
-                        line = {"path": snap.reference.path, "data": plain(data)}
-                        out.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
-                        count += 1
-                documents += count
-            else:
-                for blob in location.find(subject):
-                    name = _archive_name(location, subject, blob.name)
-                    if name is None:
-                        continue
-                    sha = _copy_object(zf, blob, name, stamp)
-                    checksums.write(f"{sha}  {name}\n".encode())
-                    if location.name == "instance_objects":
-                        integrity.check(blob.name, sha, name)
-                    count += 1
-                files += count
-            counts[location.name] = count
-        checksums.seek(0)
-        with zf.open(_info("checksums.sha256", stamp, zipfile.ZIP_DEFLATED), "w",
-                     force_zip64=True) as out:
-            while chunk := checksums.read(CHUNK):
-                out.write(chunk)
-        report = integrity.finish()
-        manifest = {"format_version": FORMAT_VERSION, "request_id": request_id,
-                    "uid": subject.uid, "generated_at": plain(now), "counts": counts,
-                    "files": files, "documents": documents, "integrity": report}
-        zf.writestr(_info("manifest.json", stamp, zipfile.ZIP_DEFLATED),
-                    json.dumps(manifest, indent=2))
-    return {"counts": counts, "files": files, "documents": documents, "integrity": report}
-
-
-def _abandon(writer: Any, blob: Any) -> None:
-    """After a failure: finish the upload quietly and delete what it wrote, so no partial
-    archive is left (a crashed process leaves an unfinished session, which expires)."""
-    from google.api_core.exceptions import NotFound
-
-    try:
-        writer.close()
-    except Exception:  # noqa: BLE001 - best effort
-        pass
-    try:
-        blob.delete()
-    except NotFound:
-        pass
-    except Exception:  # noqa: BLE001 - the retry overwrites it; purge_expired removes it
-        pass
-
-
-def build_export(clients: Clients, uid: str, request_id: str, now: datetime) -> dict[str, Any]:
-    """Write the archive and check it. Returns the request's ``result`` (no link)."""
-    settings = clients.settings
-    subject = Subject(clients, uid)
-    name = archive_object(uid, request_id)
-    blob = clients.storage.bucket(settings.derived_bucket).blob(name)
-    writer = blob.open("wb", chunk_size=UPLOAD_CHUNK, ignore_flush=True,
-                       content_type="application/zip")
-    sink = Sink(writer)
-    try:
-        summary = write_archive(subject, sink, request_id, now)
-        writer.close()
-    except BaseException:
-        _abandon(writer, blob)
-        raise
-    stored = clients.storage.bucket(settings.derived_bucket).get_blob(name)
-    if stored is None or int(stored.size) != sink.size:
-        raise RuntimeError("export archive not stored whole")
-    written = stored.time_created or privacy_requests.utc_now()
-    integrity = dict(summary["integrity"])
-    for key in ("mismatched", "unrecorded", "missing"):  # all of them are in the manifest
-        integrity[key] = integrity[key][:RESULT_LIST_MAX]
-    return {"object": name, "generation": str(stored.generation), "size": sink.size,
-            "sha256": sink.sha256, **summary, "integrity": integrity,
-            "available_until": written + timedelta(seconds=settings.export_link_seconds)}
+            sha = _copy_object(zf, blob, name, stamp)
+            checksums.append(f"{sha}  {name}\n")
+            if location.name == "instance_objects":
+                integrity.check(blob.name, sha, name)
+            count += 1
+            wrote += 1
+            state["files"] += 1
+    counts[location.name] = count
+    return True
 
 
 def available_until(result: dict[str, Any]) -> datetime | None:
@@ -442,46 +371,6 @@ def issue_download(clients: Clients, caller: Caller, request_id: Any, signer: An
             "expires_at": plain(signing.expiry_of_batch(issued, ttl)),
             "size": result.get("size"), "sha256": result.get("sha256"),
             "available_until": plain(until)}
-
-
-def run_export_request(clients: Clients, uid: str, request_id: str,
-                       now: Callable[[], datetime] = privacy_requests.utc_now) -> str:
-    """The job of one export request (idempotent: a finished request is left alone)."""
-    from google.cloud import firestore as gfs
-
-    from pacs.privacy import erasure
-
-    fs, settings = clients.firestore, clients.settings
-    snap = privacy_requests.request_ref(fs, request_id).get()
-    doc = snap.to_dict() if snap.exists else None
-    if doc is None or doc.get("owner") != uid or doc.get("type") != "export":
-        return "gone"
-    if doc.get("status") in privacy_requests.FINAL:
-        return "duplicate"
-    if erasure.pending(fs, settings, uid):
-        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(),
-                                 reason="erasure_in_progress")
-        return "rejected"
-    if int(doc.get("attempts") or 0) >= settings.privacy_job_max_attempts:
-        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(),
-                                 reason="export_failed")
-        log_events.emit("ERROR", "export_failed", "export gave up", uid=uid, request=request_id)
-        return "rejected"
-    privacy_requests.request_ref(fs, request_id).update({"attempts": gfs.Increment(1)})
-    if doc.get("status") == privacy_requests.RECEIVED:
-        privacy_requests.advance(fs, request_id, privacy_requests.IN_PROGRESS, now())
-    result = build_export(clients, uid, request_id, now())
-    if erasure.pending(fs, settings, uid):  # an erasure started while the archive was built
-        delete_objects(clients.storage.bucket(settings.derived_bucket), [result["object"]])
-        privacy_requests.advance(fs, request_id, privacy_requests.REJECTED, now(),
-                                 reason="erasure_in_progress")
-        return "rejected"
-    privacy_requests.advance(fs, request_id, privacy_requests.COMPLETED, now(), result=result)
-    log_events.emit("INFO", "export_completed", "export archive ready", uid=uid,
-                    request=request_id, size=result["size"], files=result["files"],
-                    documents=result["documents"],
-                    mismatched=len(result["integrity"]["mismatched"]))
-    return "exported"
 
 
 def purge_expired(clients: Clients, now: datetime) -> int:

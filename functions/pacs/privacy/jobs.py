@@ -15,7 +15,7 @@ from typing import Any
 from pacs.auth import Caller
 from pacs.clients import Clients
 from pacs.errors import BadRequest, Forbidden
-from pacs.privacy import erasure, export, profile
+from pacs.privacy import erasure, export, export_runs, profile
 from pacs.privacy.requests import (
     COLLECTION,
     IN_PROGRESS,
@@ -110,7 +110,7 @@ def run_job(clients: Clients, payload: dict[str, Any],
         erasure.erase(clients, uid, request_id=request_id, now=now)
         return "erased"
     if kind == "export":
-        return export.run_export_request(clients, uid, request_id, now=now)
+        return export_runs.run_export_request(clients, uid, request_id, now=now)
     return "unknown_type"
 
 
