@@ -10,8 +10,9 @@ address. The request is a ``rectification`` request; the profile keeps
 reads the profile with a token carrying the new email, the change is recorded as done
 (``sign_in_email`` ``{from, to}`` in the history) and the pending note cleared.
 
-Identity Toolkit is reached with the project's Firebase web API key (public configuration,
-``PACS_FIREBASE_API_KEY``; deployed without it the endpoint answers 503, nothing sent), or
+Identity Toolkit is reached with the project's Firebase web API key (public configuration:
+``PACS_FIREBASE_API_KEY``, else the key Firebase Hosting publishes for the site's web app at
+``{viewer origin}/__/firebase/init.json``; neither: 503 ``not_configured``, nothing sent), or
 the Auth emulator's endpoint locally.
 """
 
@@ -46,6 +47,18 @@ class EmailTaken(PacsError):
     http_status = 409
 
 
+def published_api_key(origin: str) -> str:
+    """The web API key Firebase Hosting publishes for the site's app
+    (``{origin}/__/firebase/init.json``); "" when it cannot be read."""
+    import requests
+
+    try:
+        resp = requests.get(f"{origin.rstrip('/')}/__/firebase/init.json", timeout=10)
+        return str(resp.json().get("apiKey") or "") if resp.ok else ""
+    except (requests.RequestException, ValueError, AttributeError):
+        return ""
+
+
 def identity_toolkit_sender(settings: Any) -> Sender:
     """``send(id_token, new_email)`` through Identity Toolkit (the emulator when set)."""
     import requests
@@ -57,9 +70,18 @@ def identity_toolkit_sender(settings: Any) -> Sender:
     url = (f"http://{emulator}/identitytoolkit.googleapis.com/v1/projects/"
            f"{settings.project_id}/accounts:sendOobCode" if emulator
            else "https://identitytoolkit.googleapis.com/v1/accounts:sendOobCode")
-    key = settings.firebase_api_key or (LOCAL_API_KEY if emulator else "")
+    known = settings.firebase_api_key or (LOCAL_API_KEY if emulator else "")
+    found: list[str] = []
+
+    def api_key() -> str:
+        if not known and not found and settings.viewer_origin:
+            key = published_api_key(settings.viewer_origin)
+            if key:
+                found.append(key)  # a failure is asked again next time
+        return known or (found[0] if found else "")
 
     def send(id_token: str, new_email: str) -> None:
+        key = api_key()
         if not key:
             raise TransientError("changing the sign-in email is not configured (no Firebase "
                                  "web API key)", code="not_configured")
