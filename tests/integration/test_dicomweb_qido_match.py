@@ -15,6 +15,7 @@ import unicodedata
 
 import pytest
 import requests
+from dicomweb_client.api import DICOMwebClient
 from pacs.dicomweb import qido, qido_root, study_match
 
 from tests.dicomweb_helpers import value, values
@@ -284,3 +285,27 @@ def test_scan_time_budget_cuts_the_answer_short(world, monkeypatch):
     monkeypatch.setattr(study_match, "SCAN_SECONDS", 0.0)
     found, truncated = qido.search_studies(fs, key, world.alice.uid, query)
     assert truncated and found == everything[:2]
+
+
+def test_a_share_reaches_its_one_study_through_the_root_searches(world):
+    """A share's headers scope /series and /instances to its study, as /studies."""
+    from pacs import ids
+
+    from tests.keys_helpers import open_share, share, share_headers
+    from tests.privacy_helpers import ok
+
+    mr = max(world.alice_studies.values(), key=lambda s: len(s.series))
+    key = ids.study_key(world.cloud.settings().hash_key, world.alice.uid, mr.uid)
+    created = share(world.cloud, world.alice, key)
+    headers = share_headers(created["token"], ok(open_share(world.cloud, created["token"]))
+                            ["view"])
+    shared = DICOMwebClient(url=world.cloud.urls["dicomweb"], headers=headers)
+    series = shared.search_for_series()
+    assert sorted(value(s, SERIES_UID) for s in series) == sorted(mr.series)
+    instances = shared.search_for_instances(limit=1000)
+    assert sorted(value(i, SOP_UID) for i in instances) == sorted(
+        f.ds.SOPInstanceUID for f in mr.files)
+    other = next(u for u in world.alice_studies if u != mr.uid)
+    assert shared.search_for_series(search_filters={"StudyInstanceUID": other}) == []
+    assert shared.search_for_instances(search_filters={"PatientName": "*"},
+                                       limit=1000) != []
