@@ -274,6 +274,8 @@ def env_vars(spec: FunctionSpec, project: str, region: str, origins: list[str]) 
         "PACS_INSTANCES_BUCKET": bucket_name(project, "instances"),
         "PACS_DERIVED_BUCKET": bucket_name(project, "derived"),
         "PACS_VIEWER_ORIGIN": origins[0],
+        # CORS of the dicomweb function (pacs.keys.cors); spaces: the list is one value.
+        "PACS_HOSTING_ORIGINS": " ".join(origins),
         "PACS_POLICY_VERSION": policy_version(),
     }
     if spec.kind != "http":

@@ -90,8 +90,10 @@ def policy_version_from_env(env: Mapping[str, str]) -> str:
 
 
 def hosting_origins_from_env(env: Mapping[str, str], project: str) -> tuple[str, ...]:
-    """The Hosting origins (see ``Settings.hosting_origins``), without trailing slashes."""
-    listed = [o.strip().rstrip("/") for o in env.get("PACS_HOSTING_ORIGINS", "").split(",")]
+    """The Hosting origins (see ``Settings.hosting_origins``), without trailing slashes.
+    ``PACS_HOSTING_ORIGINS`` separates them by spaces or commas (the deploy step uses spaces:
+    gcloud's ``--set-env-vars`` splits on commas)."""
+    listed = [o.rstrip("/") for o in re.split(r"[,\s]+", env.get("PACS_HOSTING_ORIGINS", ""))]
     if not any(listed):
         listed = [env.get("PACS_VIEWER_ORIGIN", "").rstrip("/"), f"https://{project}.web.app",
                   f"https://{project}.firebaseapp.com"]
@@ -162,7 +164,7 @@ class Settings:
     signing_workers: int = 16
     viewer_origin: str = ""
     # Origins whose pages may call the DICOMweb function cross-origin (CORS): the Hosting
-    # origins, PACS_HOSTING_ORIGINS (comma-separated), else the viewer origin and the
+    # origins, PACS_HOSTING_ORIGINS (space- or comma-separated), else the viewer origin and the
     # project's two Firebase Hosting domains.
     hosting_origins: tuple[str, ...] = ()
     forwarded_hops: int = 1

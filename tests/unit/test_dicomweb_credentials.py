@@ -97,3 +97,18 @@ def test_cors_answers_the_hosting_origins_only():
 def test_hosting_origins_can_be_listed():
     settings = _settings(PACS_HOSTING_ORIGINS="https://pacs.example/, https://b.example")
     assert settings.hosting_origins == ("https://pacs.example", "https://b.example")
+
+
+
+def test_the_deploy_step_gives_the_functions_every_hosting_origin():
+    import json
+
+    from deploy import plan
+    from deploy.requirements import ROOT
+
+    table = json.loads((ROOT / "infra" / "functions.json").read_text())["functions"]
+    spec = next(s for s in plan.function_specs(table, "demo-x") if s.name == "dicomweb")
+    origins = ["https://demo-x.web.app", "https://demo-x.firebaseapp.com", "https://pacs.example"]
+    env = plan.env_vars(spec, "demo-x", "europe-west1", origins)
+    assert "," not in env["PACS_HOSTING_ORIGINS"]  # gcloud --set-env-vars splits on commas
+    assert _settings(**env).hosting_origins == tuple(origins)
