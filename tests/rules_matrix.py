@@ -140,3 +140,13 @@ def seed_matrix(cloud: LocalCloud, templates: Iterable[str], keys: Iterable[str]
     for template in templates:
         fs.document(matrix.path(template)).set({"owner": owner.uid, "marker": "x"})
     return matrix
+
+
+def assert_closed_to_clients(cloud: LocalCloud, path: str, owner: User, other: User,
+                             collection: str) -> None:
+    """A document no client may touch, its owner included: no read, no owner-filtered
+    query, no write (server-only data such as share recipients' full IP addresses)."""
+    assert_reads(cloud, path, denied=(owner, other, ANONYMOUS))
+    assert_queries(cloud, owner_query(collection, owner.uid), denied=(owner, other, ANONYMOUS))
+    assert_writes_denied(cloud, path, (ANONYMOUS, other, owner),
+                         {"owner": {"stringValue": owner.uid}}, create_in=collection)

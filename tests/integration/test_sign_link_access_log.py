@@ -12,6 +12,7 @@ from datetime import datetime
 
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
+from pacs.links import access_log
 
 from tests.localcloud_fixture import wait_for
 from tests.rules_matrix import (
@@ -54,9 +55,12 @@ def test_every_manifest_share_and_page_writes_an_access_record(cloud, owner):
     assert {r["study_key"] for r in records} == {seeded.study_key}
     assert [r["actor"] for r in records] == [owner.uid, owner.uid, owner.uid, share["share_id"],
                                             share["share_id"], owner.uid]
-    assert all(r["user_agent"] == UA for r in records)
-    # One trusted hop: the client's forwarded address, as a front end would append it.
-    assert [r["ip"] for r in records] == ["127.0.0.1"] * 3 + ["203.0.113.7"] + ["127.0.0.1"] * 2
+    # One trusted hop: the client's forwarded address, as a front end would append it. The
+    # owner's own records keep it; a share recipient's only as network and browser family.
+    assert [(r.get("ip"), r.get("user_agent")) for r in records] == \
+        [("127.0.0.1", UA)] * 3 + [(None, None)] * 2 + [("127.0.0.1", UA)]
+    assert [r.get("ip_prefix") for r in records[3:5]] == ["203.0.113.0/24", "127.0.0.0/24"]
+    assert {r.get("browser") for r in records[3:5]} == {access_log.browser_family(UA)}
     assert all(isinstance(r["at"], datetime) for r in records)
     # GET /access: the owner's records, newest first, paged; nobody else's.
     first = ok(call(cloud, "access", method="GET", user=owner, params={"limit": 4}))

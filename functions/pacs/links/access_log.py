@@ -7,10 +7,18 @@ owner read their own and let no client write. A record names who (the owner's ui
 share id), which study, when, and the client IP and user agent, the server-log fields the
 privacy policy lists. It is written before any URL is returned, so a URL never leaves without
 its record.
+
+Someone who opens a share is not the owner: their IP address and user agent are theirs, so
+the owner's record of it holds only a coarse place (the IP truncated to its /24 or /48
+network, :func:`coarse_ip`) and the browser family (:func:`browser_family`). The full values
+go to ``access_clients/{record id}`` in the same batch, a collection no client may read (no
+rule names it); it expires with the records (``purge_logs``), goes with an erasure and is not
+in the owner's export (:mod:`pacs.privacy.personal_data`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +28,13 @@ from typing import Any
 from pacs.errors import BadRequest
 
 COLLECTION = "access"
+# Full IP address and user agent of a share recipient's access (same id as the record).
+CLIENTS = "access_clients"
+IPV4_PREFIX, IPV6_PREFIX = 24, 48
+# Browser families, most specific first (Edge and Opera say "Chrome", Chrome says "Safari").
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
+             ("Chrome/", "Chrome"), ("Chromium/", "Chrome"), ("Safari/", "Safari"),
+             ("curl/", "curl"))
 KINDS = ("manifest", "series_urls", "share_created", "share_used", "share_revoked",
          "share_expired")
 # Use of a lasting credential through DICOMweb: one record per credential and day, with a
@@ -76,6 +91,27 @@ def client_info(headers: Mapping[str, str], remote_addr: str | None,
     return ClientInfo(ip, agent[:USER_AGENT_MAX] if agent else None)
 
 
+def coarse_ip(ip: str | None) -> str | None:
+    """The network of ``ip``: ``a.b.c.0/24`` (IPv4, also IPv4-mapped IPv6) or its /48
+    (IPv6); None when absent or not an address."""
+    try:
+        address = ipaddress.ip_address((ip or "").strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    bits = IPV4_PREFIX if address.version == 4 else IPV6_PREFIX
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+
+def browser_family(user_agent: str | None) -> str | None:
+    """The browser family a ``User-Agent`` names (``Firefox``, ``Chrome``...), ``Other``
+    for anything else, None when absent."""
+    if not user_agent:
+        return None
+    return next((name for token, name in _BROWSERS if token in user_agent), "Other")
+
+
 def record(firestore: Any, *, owner: str, study_key: str, kind: str, actor: str,
            actor_type: str, client: ClientInfo, at: datetime,
            details: Mapping[str, Any] | None = None) -> str:
@@ -105,9 +141,20 @@ def record(firestore: Any, *, owner: str, study_key: str, kind: str, actor: str,
     if kind not in KINDS:
         raise ValueError(f"unknown access kind {kind!r}")
     doc = {"owner": owner, "study_key": study_key, "kind": kind, "actor": actor,
-           "actor_type": actor_type, "at": at, "ip": client.ip,
-           "user_agent": client.user_agent, **(details or {})}
-    _, ref = firestore.collection(COLLECTION).add(doc)
+           "actor_type": actor_type, "at": at, **(details or {})}
+    if actor_type != "share":
+        _, ref = firestore.collection(COLLECTION).add(
+            {**doc, "ip": client.ip, "user_agent": client.user_agent})
+        return ref.id
+    # A share recipient: the owner's record is coarse, the full values readable by no client.
+    ref = firestore.collection(COLLECTION).document()
+    batch = firestore.batch()
+    batch.set(ref, {**doc, "ip_prefix": coarse_ip(client.ip),
+                    "browser": browser_family(client.user_agent)})
+    batch.set(firestore.collection(CLIENTS).document(ref.id), {
+        "owner": owner, "at": at, "kind": kind, "ip": client.ip,
+        "user_agent": client.user_agent})
+    batch.commit()
     return ref.id
 
 

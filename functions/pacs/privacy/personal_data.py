@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pacs.clients import Clients, HasClients
@@ -302,7 +302,12 @@ LOCATIONS: tuple[Location, ...] = (
     owned_collection("uploads", "uploads", "upload records (file names, sizes, status)"),
     owned_collection("upload_usage", "upload_usage", "time and id of the last batch of "
                      "uploads started (serialises the quota and rate checks)"),
-    owned_collection("access", "access", "access history (IP addresses, user agents)"),
+    owned_collection("access", "access", "access history (IP addresses, user agents; of "
+                     "share recipients only the network and browser family)"),
+    # Share recipients' full IP addresses and user agents: theirs, not the owner's to export.
+    replace(owned_collection("access_clients", "access_clients", "full IP address and user "
+                             "agent of each share recipient's access (readable by no client)"),
+            export=False),
     owned_collection("deletions", "deletions", "records of deleted studies"),
     user_subcollection("consent_ledger", "consent", "analytics consent ledger"),
     user_subcollection("profile_history", "history", "profile changes, restrictions, "

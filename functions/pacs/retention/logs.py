@@ -1,7 +1,8 @@
 """``purge_logs``: the logs the system keeps itself, for a limited period.
 
 - Access records (``access/{id}``: who reached which study, when, from which IP address and
-  browser) older than ``access_log_retention_days`` (default 90) are deleted.
+  browser) older than ``access_log_retention_days`` (default 90) are deleted, and with them
+  the full IP addresses and user agents of share recipients (``access_clients/{id}``).
 - Export archives (``exports/...`` in the derived bucket) are deleted once their download
   link has expired (``export_link_seconds`` after they were written, plus a short margin
   for the moment between writing the archive and signing its link).
@@ -30,11 +31,12 @@ EXPORT_MARGIN = timedelta(minutes=10)
 RUNS = "retention_runs"
 
 
-def old_access_query(firestore: Any, cutoff: Any) -> Any:
-    """Access records older than ``cutoff``, oldest first."""
+def old_access_query(firestore: Any, cutoff: Any,
+                     collection: str = access_log.COLLECTION) -> Any:
+    """Access records (or ``access_clients``) older than ``cutoff``, oldest first."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    return (firestore.collection(access_log.COLLECTION)
+    return (firestore.collection(collection)
             .where(filter=FieldFilter("at", "<", cutoff)).order_by("at").select(["at"]))
 
 
@@ -95,6 +97,10 @@ def purge_logs(ctx: JobContext) -> None:
     access_cutoff = ctx.now - timedelta(days=settings.access_log_retention_days)
     if not delete_query_pages(ctx, old_access_query(ctx.firestore, access_cutoff),
                               "delete_access", "access_records_deleted"):
+        return
+    if not delete_query_pages(ctx, old_access_query(ctx.firestore, access_cutoff,
+                                                    access_log.CLIENTS),
+                              "delete_access_clients", "access_clients_deleted"):
         return
     if not purge_exports(ctx):
         return

@@ -28,6 +28,9 @@ interface AccessRecord {
   at: string;
   ip?: string | null;
   user_agent?: string | null;
+  /** Share recipients: their network (IP truncated to /24 or /48) and browser family only. */
+  ip_prefix?: string | null;
+  browser?: string | null;
   share_id?: string;
   study_id?: string;
   series_id?: string;
@@ -198,7 +201,9 @@ export async function renderStudy(ctx: RouteContext, go: (href: string) => void)
         h('time', { datetime: r.at }, formatDateTime(r.at)), ' · ',
         ACCESS_TEXT[r.kind] ?? r.kind,
         r.actor_type === 'share' ? ` (share link${r.view ? `, view ${r.view}` : ''})` : '',
-        r.ip ? h('span', { class: 'muted' }, ` · ${r.ip}`) : null)) : [h('li', { class: 'muted' }, 'No access recorded yet.')]));
+        r.ip ? h('span', { class: 'muted' }, ` · ${r.ip}`) : null,
+        r.ip_prefix || r.browser ? h('span', { class: 'muted', 'data-testid': 'access-recipient' },
+          ` · ${[r.ip_prefix ? `network ${r.ip_prefix}` : '', r.browser ?? ''].filter(Boolean).join(', ')}`) : null)) : [h('li', { class: 'muted' }, 'No access recorded yet.')]));
     } catch (err) {
       accessList.replaceChildren(h('li', {}, errorState(describeError(err))));
     }

@@ -229,6 +229,10 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
     h('p', { class: 'patient' }, formatPersonName(st.PatientName),
       st.PatientID ? ` · ID ${st.PatientID}` : '', ` · ${formatDicomDate(st.StudyDate)}`),
     shared ? h('p', { class: 'notice' }, 'You are viewing a study shared with you. Only this study is visible through this link.') : '',
+    // What opening a share records about the recipient (issue 16: the owner sees the coarse values).
+    shared ? h('p', { class: 'muted', 'data-testid': 'share-recorded' }, 'Opening this link records the time, your IP address and your browser. ',
+      'The person who shared it sees the time, your network (your IP address with its last part removed) and your browser\'s name; ',
+      'the full IP address and browser details are kept for 90 days for security and shown to no one.') : '',
     expiry,
     h('div', { class: 'viewer-layout' },
       h('nav', { class: 'series-panel', 'aria-label': 'Series' }, thumbs),

@@ -1,0 +1,90 @@
+"""Share recipients' IP addresses and browsers (issue 16, item 4).
+
+Someone who opens a share link is not the owner: the owner sees when, which share, the
+recipient's network (IP truncated to /24 for IPv4, /48 for IPv6) and browser family. The full
+IP address and user agent go to ``access_clients/{record id}``, which no client may read (the
+rules matrix), which expires with the access records (``purge_logs``), goes with an erasure
+and is not in the owner's export.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from pacs.links import access_log
+from pacs.privacy import personal_data
+
+from tests.retention_helpers import now, run_scheduled
+from tests.rules_matrix import assert_closed_to_clients
+from tests.sign_link_helpers import access_records, call, create_share, ok, seed_study
+
+pytestmark = pytest.mark.localcloud
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+CHROME = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like "
+          "Gecko) Chrome/126.0.0.0 Safari/537.36")
+IPV4, IPV6 = "198.51.100.77", "2001:db8:abcd:12:1::7"
+
+
+def test_the_owner_sees_only_network_and_browser_of_share_recipients(cloud, owner):
+    other = cloud.create_user()
+    seeded = seed_study(cloud, owner.uid, instances_per_series=(1,), previews=False)
+    share = create_share(cloud, owner, seeded.study_key, max_views=5)
+    for ip, agent in ((IPV4, FIREFOX), (IPV6, CHROME)):
+        ok(call(cloud, "share/manifest", {"token": share["token"]},
+                headers={"X-Forwarded-For": ip, "User-Agent": agent}))
+    # What the owner is shown (GET /access, the study page's source).
+    listed = call(cloud, "access", method="GET", user=owner, params={"limit": 50})
+    used = [r for r in ok(listed)["records"] if r["kind"] == "share_used"]
+    assert sorted((r["ip_prefix"], r["browser"]) for r in used) == [
+        ("198.51.100.0/24", "Firefox"), ("2001:db8:abcd::/48", "Chrome")]
+    assert all("ip" not in r and "user_agent" not in r for r in used), used
+    for secret in (IPV4, IPV6, FIREFOX, CHROME, "rv:128.0", "Macintosh"):
+        assert secret not in listed.text
+    # ... and what the owner's client could read of the access documents directly.
+    stored = [r for r in access_records(cloud, owner.uid) if r["kind"] == "share_used"]
+    assert not json.dumps([{k: v for k, v in r.items() if k != "at"} for r in stored]).count(
+        IPV4)
+    # The full values: server-only, one document per record, same id.
+    fs = cloud.clients().firestore
+    ids = [r["id"] for r in used]
+    full = {i: fs.collection(access_log.CLIENTS).document(i).get().to_dict() for i in ids}
+    assert sorted((d["ip"], d["user_agent"]) for d in full.values()) == sorted(
+        [(IPV4, FIREFOX), (IPV6, CHROME)])
+    assert {d["owner"] for d in full.values()} == {owner.uid}
+    # The owner's own actions keep their own address (theirs to see).
+    own = [r for r in ok(listed)["records"] if r["actor_type"] == "owner"]
+    assert own and all(r["ip"] == "127.0.0.1" for r in own)
+    # No client reads them: not the owner, not anyone.
+    for record_id in ids:
+        assert_closed_to_clients(cloud, f"{access_log.CLIENTS}/{record_id}", owner, other,
+                                 access_log.CLIENTS)
+
+
+def test_full_values_are_erased_with_the_account_but_not_exported():
+    [location] = [loc for loc in personal_data.LOCATIONS if loc.name == "access_clients"]
+    assert location.collection_group == access_log.CLIENTS and location.export is False
+
+
+@pytest.mark.parametrize(("ip", "network"), [
+    ("203.0.113.200", "203.0.113.0/24"), ("::ffff:203.0.113.9", "203.0.113.0/24"),
+    ("2001:db8:1:2:3:4:5:6", "2001:db8:1::/48"), ("not-an-ip", None), (None, None)])
+def test_coarse_ip(ip, network):
+    assert access_log.coarse_ip(ip) == network
+
+
+def test_full_values_expire_with_the_access_records(clean_firestore):
+    cloud = clean_firestore
+    fs = cloud.clients().firestore
+    days = cloud.settings().access_log_retention_days
+    t = now()
+    ages = {"old": timedelta(days=days, hours=1), "kept": timedelta(days=days - 1)}
+    for name, age in ages.items():
+        fs.collection(access_log.CLIENTS).document(name).set({
+            "owner": "u1", "at": t - age, "kind": "share_used", "ip": IPV4,
+            "user_agent": FIREFOX})
+    record = run_scheduled(cloud, "purge_logs")
+    assert record["counts"]["access_clients_deleted"] == 1
+    assert {s.id for s in fs.collection(access_log.CLIENTS).stream()} == {"kept"}
