@@ -12,9 +12,9 @@
 //   window.config is a function: OHIF calls it with its services manager before it
 //   registers its services, so the header implementation is installed once the service
 //   exists (right after, and again when the data source initialises, before any request).
-// - Query flags follow docs/dicomweb.md: wildcards only at the end of a name and no fuzzy
-//   matching are implemented, so OHIF is told neither (it then sends plain values), and
-//   `includefield` is not asked for.
+// - Query flags follow what the dicomweb function implements (docs/dicomweb.md): `*`/`?`
+//   wildcards anywhere in names, IDs and descriptions, `fuzzymatching=true`, and
+//   `includefield` (attributes of other levels, which OHIF asks for, accepted and absent).
 window.config = function pacsOhifConfig({ servicesManager }) {
   var auth = window.pacsAuth;
   if (!auth) throw new Error('pacs-auth.js did not load');
@@ -57,12 +57,12 @@ window.config = function pacsOhifConfig({ servicesManager }) {
             wadoUriRoot: root,
             qidoRoot: root,
             wadoRoot: root,
-            qidoSupportsIncludeField: false,
+            qidoSupportsIncludeField: true,
             imageRendering: 'wadors',
             thumbnailRendering: 'wadors',
             enableStudyLazyLoad: true,
-            supportsFuzzyMatching: false,
-            supportsWildcard: false,
+            supportsFuzzyMatching: true,
+            supportsWildcard: true,
             supportsReject: false,
             supportsStow: false,
             dicomUploadEnabled: false,
