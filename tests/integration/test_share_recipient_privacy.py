@@ -63,6 +63,28 @@ def test_the_owner_sees_only_network_and_browser_of_share_recipients(cloud, owne
                                  access_log.CLIENTS)
 
 
+def test_a_share_used_through_dicomweb_is_counted_with_coarse_values(cloud, owner):
+    """The daily record of a share's DICOMweb use (pacs.keys.access) follows the same rule."""
+    fs = cloud.clients().firestore
+    client = access_log.ClientInfo(IPV4, FIREFOX)
+    record_id = access_log.daily_id("s", "share" + owner.uid[:8], now())
+    from google.cloud import firestore as gfs
+
+    @gfs.transactional
+    def use(transaction) -> None:
+        access_log.daily_write(transaction, fs, record_id=record_id, owner=owner.uid,
+                               study_key="s" * 32, kind="share_dicomweb", actor="share-1",
+                               actor_type="share", client=client, at=now())
+
+    for _ in range(2):
+        use(fs.transaction())
+    record = fs.collection(access_log.COLLECTION).document(record_id).get().to_dict()
+    assert record["count"] == 2 and "ip" not in record and "user_agent" not in record
+    assert (record["ip_prefix"], record["browser"]) == ("198.51.100.0/24", "Firefox")
+    full = fs.collection(access_log.CLIENTS).document(record_id).get().to_dict()
+    assert (full["ip"], full["user_agent"], full["owner"]) == (IPV4, FIREFOX, owner.uid)
+
+
 def test_full_values_are_erased_with_the_account_but_not_exported():
     [location] = [loc for loc in personal_data.LOCATIONS if loc.name == "access_clients"]
     assert location.collection_group == access_log.CLIENTS and location.export is False

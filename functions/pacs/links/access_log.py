@@ -172,10 +172,17 @@ def daily_write(transaction: Any, firestore: Any, *, record_id: str, owner: str,
 
     if kind not in DAILY_KINDS:
         raise ValueError(f"unknown daily access kind {kind!r}")
-    transaction.set(firestore.collection(COLLECTION).document(record_id), {
-        "owner": owner, "study_key": study_key, "kind": kind, "actor": actor,
-        "actor_type": actor_type, "day": at.strftime("%Y-%m-%d"), "at": at, "ip": client.ip,
-        "user_agent": client.user_agent, "count": gfs.Increment(1)}, merge=True)
+    doc = {"owner": owner, "study_key": study_key, "kind": kind, "actor": actor,
+           "actor_type": actor_type, "day": at.strftime("%Y-%m-%d"), "at": at,
+           "count": gfs.Increment(1)}
+    if actor_type == "share":  # a recipient: coarse for the owner, full values server-only
+        doc |= {"ip_prefix": coarse_ip(client.ip), "browser": browser_family(client.user_agent)}
+        transaction.set(firestore.collection(CLIENTS).document(record_id), {
+            "owner": owner, "at": at, "kind": kind, "ip": client.ip,
+            "user_agent": client.user_agent}, merge=True)
+    else:
+        doc |= {"ip": client.ip, "user_agent": client.user_agent}
+    transaction.set(firestore.collection(COLLECTION).document(record_id), doc, merge=True)
 
 
 def _public(snap: Any) -> dict[str, Any]:
