@@ -388,6 +388,9 @@ def build_plan(project: str, region: str, table: list[dict[str, Any]],
     add(s, "gcloud", "firestore", "fields", "ttls", "update", "expire_at",
         "--collection-group=erasures", "--enable-ttl", "--database=(default)", "--async", gp,
         comment="backstop for purge_logs: erasure receipts go once past expire_at")
+    add(s, "gcloud", "firestore", "fields", "ttls", "update", "expires_at",
+        "--collection-group=download_links", "--enable-ttl", "--database=(default)", "--async",
+        gp, comment="single-use study ZIP links (pacs.dicomweb.downloads) go once expired")
 
     # 3. The hash key secret (created once with a random value; never rotated in place).
     s = "Secret"

@@ -11,7 +11,8 @@ at 60 s; the function's timeout is the longer transfer timeout of the deploy pla
 Stored: ``download_links/{sha256(token)}`` with the owner, the study key and the expiry
 (never the token). Creating one runs in a transaction with the owner's erasure marker and the
 study's deletion record (:func:`pacs.markers.guarded_write`), and deletes the owner's expired
-links. Opening one deletes it in a transaction (a second use, an expired or unknown token:
+links (deployed, a Firestore TTL policy on ``expires_at``, set by the deploy plan, removes
+the rest). Opening one deletes it in a transaction (a second use, an expired or unknown token:
 the same 404), then re-checks that the study is still the owner's.
 """
 
