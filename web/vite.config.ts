@@ -7,12 +7,13 @@
 // - the privacy policy is the project's shared text (`../../shared/privacy-policy.txt`,
 //   PACS_POLICY_FILE overrides), imported as `virtual:privacy-policy` (its text, and its
 //   version: the "Effective date" line, which the consent choice is recorded under) and
-//   also published as /privacy-policy.txt.
+//   also published as /privacy-policy.txt; /.well-known/security.txt names its contact
+//   (PACS_SECURITY_CONTACT overrides) for vulnerability reports.
 import { defineConfig, type Plugin } from 'vite';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { thirdPartyLicences } from './vite-licences.ts';
-import { policyVersionOf } from './src/policy.ts';
+import { policyVersionOf, securityTxt } from './src/policy.ts';
 
 const here = import.meta.dirname;
 const policyFile = process.env.PACS_POLICY_FILE || resolve(here, '../../shared/privacy-policy.txt');
@@ -67,8 +68,11 @@ function pacsAssets(): Plugin {
           source: readFileSync(resolve(dwvWorkers, name)) });
       }
       if (existsSync(policyFile)) {
-        this.emitFile({ type: 'asset', fileName: 'privacy-policy.txt',
-          source: readFileSync(policyFile, 'utf8') });
+        const policy = readFileSync(policyFile, 'utf8');
+        this.emitFile({ type: 'asset', fileName: 'privacy-policy.txt', source: policy });
+        // Hosting uploads dot-folders only because firebase.json's ignore spares .well-known.
+        this.emitFile({ type: 'asset', fileName: '.well-known/security.txt',
+          source: securityTxt(policy, process.env.PACS_SECURITY_CONTACT, new Date()) });
       }
     },
   };
