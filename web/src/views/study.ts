@@ -55,6 +55,20 @@ export function shareUrl(token: string, origin = window.location.origin): string
   return `${origin}/view#${token}`;
 }
 
+/** The OHIF Viewer (served under /ohif/, reading this site's DICOMweb with the session's
+ *  token) on this study: a page load in this tab, not a client route, so the session in
+ *  this tab's storage goes with it. Only the Study Instance UID is in the URL. */
+export function ohifUrl(studyInstanceUid: string): string {
+  return `/ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(studyInstanceUid)}`;
+}
+
+function ohifLink(studyInstanceUid: unknown, restricted: boolean): HTMLElement | string {
+  if (typeof studyInstanceUid !== 'string' || !studyInstanceUid) return '';
+  return h('a', { class: `button${restricted ? ' disabled' : ''}`,
+    href: restricted ? null : ohifUrl(studyInstanceUid), 'data-testid': 'open-ohif',
+    'aria-disabled': restricted ? 'true' : null }, 'Open in OHIF');
+}
+
 /** "Download (ZIP)": a single-use link from the DICOMweb function, handed to the browser's
  *  download manager (the ZIP streams from the function, never through this page). */
 function zipButton(studyInstanceUid: unknown, restricted: boolean): HTMLElement | string {
@@ -251,7 +265,7 @@ export async function renderStudy(ctx: RouteContext, go: (href: string) => void)
       h('div', { class: 'actions' },
         h('a', { class: `button primary${restricted ? ' disabled' : ''}`, href: `/viewer/${id}`,
           'data-link': true, 'aria-disabled': restricted ? 'true' : null }, 'Open viewer'),
-        zipButton(s.StudyInstanceUID, restricted))),
+        ohifLink(s.StudyInstanceUID, restricted), zipButton(s.StudyInstanceUID, restricted))),
     restricted ? h('p', { class: 'notice' }, 'Processing of this study is restricted: it cannot be viewed or shared until you lift the restriction.') : '',
     info,
     h('h2', {}, 'Series'), seriesTable,
