@@ -309,3 +309,19 @@ def test_a_share_reaches_its_one_study_through_the_root_searches(world):
     assert shared.search_for_series(search_filters={"StudyInstanceUID": other}) == []
     assert shared.search_for_instances(search_filters={"PatientName": "*"},
                                        limit=1000) != []
+
+
+def test_uid_searches_keep_to_the_named_studies(world):
+    """SeriesInstanceUID / SOPInstanceUID (found by collection-group queries) together with
+    a StudyInstanceUID, as a share's scope adds it: nothing of another study comes back."""
+    client = world.client(world.alice)
+    first, second = list(world.alice_studies.values())[:2]
+    series_uid = next(iter(second.series))
+    sop_uid = second.files[0].ds.SOPInstanceUID
+    assert client.search_for_series(search_filters={
+        "StudyInstanceUID": first.uid, "SeriesInstanceUID": series_uid}) == []
+    assert client.search_for_instances(search_filters={
+        "StudyInstanceUID": first.uid, "SOPInstanceUID": sop_uid}) == []
+    got = client.search_for_instances(search_filters={
+        "StudyInstanceUID": f"{first.uid}\\{second.uid}", "SOPInstanceUID": sop_uid})
+    assert [value(i, SOP_UID) for i in got] == [sop_uid]

@@ -56,7 +56,11 @@ class StudyMatch:
         return bool(self.checks) or self.filters.needs_check
 
     def matches(self, uid: str, doc: Doc) -> bool:
-        return (doc.get("owner") == uid and self.filters.matches(doc.get("search") or {})
+        """Whether a study document is the caller's and meets every key (named
+        StudyInstanceUIDs included, however the document was found)."""
+        return (doc.get("owner") == uid
+                and (not self.study_uids or doc.get("StudyInstanceUID") in self.study_uids)
+                and self.filters.matches(doc.get("search") or {})
                 and all(check(doc) for check in self.checks))
 
 
