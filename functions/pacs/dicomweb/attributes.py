@@ -24,7 +24,9 @@ TAGS: dict[str, tuple[str, str]] = {
     "SOPClassUID": ("00080016", "UI"),
     "SOPInstanceUID": ("00080018", "UI"),
     "StudyDate": ("00080020", "DA"),
+    "SeriesDate": ("00080021", "DA"),  # known, not held: OHIF's series searches ask for them
     "StudyTime": ("00080030", "TM"),
+    "SeriesTime": ("00080031", "TM"),
     "AccessionNumber": ("00080050", "SH"),
     "InstanceAvailability": ("00080056", "CS"),
     "Modality": ("00080060", "CS"),
