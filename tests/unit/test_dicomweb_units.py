@@ -209,3 +209,14 @@ def test_qido_queries_have_their_indexes(client, spec):
             i["collectionGroup"] == group and i.get("queryScope") == "COLLECTION_GROUP"
             and len(i["fields"]) == 2 and i["fields"][0]["fieldPath"] == "owner")]}
         assert any(problem(without, s) for s in shapes), group
+
+
+def test_wildcards_take_bounded_time():
+    import time
+
+    started = time.perf_counter()
+    hostile = "*a" * 60 + "*b"  # a backtracking regex would take ages on this
+    assert not matching.text_predicate(hostile)("a" * 64)
+    assert matching.glob_match("*a*a*b", "xxaxxaxxb") and not matching.glob_match("a?", "a")
+    assert matching.glob_match("**", "") and not matching.glob_match("?", "")
+    assert time.perf_counter() - started < 0.5

@@ -42,10 +42,23 @@ def literal_prefix(value: str) -> str:
     return value[:found.start()] if found else value
 
 
-def _pattern(value: str) -> re.Pattern[str]:
-    folded = search_keys.fold(value)
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in folded)
-    return re.compile(body, re.DOTALL)
+def glob_match(pattern: str, text: str) -> bool:
+    """Whether ``text`` matches ``pattern`` (``*`` any run, ``?`` one character), in
+    O(len(pattern) * len(text)) at worst: no regular expression, so no backtracking blow-up
+    on patterns such as ``*a*a*a*a*b``."""
+    p = t = 0
+    star, mark = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] in ("?", text[t]):
+            p, t = p + 1, t + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, mark, p = p, t, p + 1
+        elif star >= 0:
+            p, mark = star + 1, mark + 1
+            t = mark
+        else:
+            return False
+    return all(c == "*" for c in pattern[p:])
 
 
 def _trim_name(value: str) -> str:
@@ -56,7 +69,7 @@ def text_predicate(value: str, person_name: bool = False) -> Callable[[Any], boo
     """Whether a stored text matches ``value`` (literal or with wildcards), folded."""
     if person_name:
         value = _trim_name(value) if not has_wildcard(value) else value
-    pattern = _pattern(value.strip())
+    pattern = search_keys.fold(value.strip())
 
     def candidates(stored: Any) -> list[str]:
         text = str(stored or "").strip()
@@ -65,7 +78,7 @@ def text_predicate(value: str, person_name: bool = False) -> Callable[[Any], boo
         trimmed = _trim_name(text)
         return [search_keys.fold(t) for t in (trimmed, *trimmed.split("=")) if t]
 
-    return lambda stored: any(pattern.fullmatch(c) for c in candidates(stored))
+    return lambda stored: any(glob_match(pattern, c) for c in candidates(stored))
 
 
 def fuzzy_words(value: str) -> tuple[str, ...]:
