@@ -36,7 +36,6 @@ STUDY_KEYS = ("PatientName", "PatientID", "AccessionNumber", "StudyDescription",
 SERIES_KEYS = ("Modality", "SeriesInstanceUID")
 INSTANCE_KEYS = ("SOPInstanceUID", "SOPClassUID")
 UID_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
-LIST_KEYS = UID_KEYS + ("ModalitiesInStudy",)
 TEXT_KEYS = ("PatientName", "PatientID", "AccessionNumber", "StudyDescription")
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _refuse = matching.refuse
