@@ -1,20 +1,26 @@
 """The OHIF Viewer under /ohif/ (issue 15): served by the local Hosting stand-in with its own
-headers (not the site-wide ones)."""
+headers (not the site-wide ones), and, in headless Chromium, opened from a study's page on a
+CT series: it reads this site's DICOMweb with the session's ID token as the bearer (never in
+a URL), the viewport renders the image, and the wheel moves to another slice."""
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import pytest
 import requests
 
 from localcloud import config, hosting
-from tests.e2e.webstack import WebStack
+from tests.e2e.conftest import ingest
+from tests.e2e.viewer_data import SLICES, series_zip, slice_series
+from tests.e2e.webstack import WEB, WebStack, run_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
 
 OHIF = config.ROOT / "web" / "dist" / "ohif"
+SCRIPT = WEB / "e2e" / "ohif.mjs"
 SECTION = json.loads((config.ROOT / "firebase.json").read_text())["hosting"]
 
 
@@ -70,3 +76,43 @@ def test_local_hosting_serves_ohif_under_its_base(web: WebStack):
     client = requests.get(web.url + "/viewer/abc", timeout=30)
     assert '<div id="app">' in client.text
     assert "Cross-Origin-Embedder-Policy" not in client.headers
+
+
+@pytest.fixture(scope="module")
+def ct_study(web: WebStack, tmp_path_factory):
+    """A user with a five-slice CT series (pixels differ visibly per slice)."""
+    user = web.cloud.create_user(f"e2e-ohif-{uuid.uuid4().hex[:10]}@example.test")
+    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
+                         headers=user.headers(), timeout=30)
+    assert resp.status_code in (200, 201), resp.text
+    path, count = series_zip(tmp_path_factory.mktemp("ohif") / "ct.zip", slice_series())
+    studies = ingest(web, user, path, count)
+    assert len(studies) == 1 and count == SLICES
+    return user, studies[0]
+
+
+def test_open_in_ohif_renders_the_ct_with_the_session_token(web: WebStack, ct_study):
+    user, study = ct_study
+    out = run_node(SCRIPT, "ohif", {"url": web.url, "email": user.email,
+                                    "password": user.password, "studyId": study["id"],
+                                    "wheel": True}, timeout=300)
+    assert out.get("failure") is None, out
+    uid = requests.get(f"{web.url}/api/studies/{study['id']}", headers=user.headers(),
+                       timeout=30).json()["study"]["StudyInstanceUID"]
+    assert out["href"] == f"/ohif/viewer?StudyInstanceUIDs={uid}"
+    assert out["csp"] == [], "nothing refused by the Content-Security-Policy"
+    assert out["crossOriginIsolated"] is True
+    # Every DICOMweb request carried the session's token as the bearer; none in any URL.
+    assert out["dicomweb"] and all(r["bearer"] for r in out["dicomweb"]), out["dicomweb"]
+    assert out["tokenInUrl"] is False
+    assert all(r["status"] < 400 for r in out["dicomweb"]), out["dicomweb"]
+    assert any("/metadata" in r["path"] for r in out["dicomweb"])
+    assert any("/frames/" in r["path"] for r in out["dicomweb"])
+    # Only this site was asked for anything.
+    assert out["requestHosts"] == [web.url.split("//", 1)[1]], out["requestHosts"]
+    # The viewport shows the image, and the wheel moves to another slice.
+    first = out["first"]
+    assert first and first["lit"] > first["pixels"] * 0.01 and first["distinct"] > 16, first
+    wheel = out["afterWheel"]
+    assert (wheel["width"], wheel["height"]) == (first["width"], first["height"])
+    assert wheel["lit"] > wheel["pixels"] * 0.01 and wheel["checksum"] != first["checksum"], wheel
