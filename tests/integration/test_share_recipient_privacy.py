@@ -10,6 +10,7 @@ and is not in the owner's export.
 from __future__ import annotations
 
 import json
+import zipfile
 from datetime import timedelta
 
 import pytest
@@ -85,7 +86,30 @@ def test_a_share_used_through_dicomweb_is_counted_with_coarse_values(cloud, owne
     assert (full["ip"], full["user_agent"], full["owner"]) == (IPV4, FIREFOX, owner.uid)
 
 
-def test_full_values_are_erased_with_the_account_but_not_exported():
+def test_the_owners_export_has_the_coarse_values_only(cloud, tmp_path):
+    from tests import privacy_helpers as ph
+    from tests.sign_link_helpers import fetch
+
+    user = cloud.create_user()
+    ph.create_profile(cloud, user)
+    seeded = seed_study(cloud, user.uid, instances_per_series=(1,), previews=False)
+    share = create_share(cloud, user, seeded.study_key)
+    ok(call(cloud, "share/manifest", {"token": share["token"]},
+            headers={"X-Forwarded-For": IPV4, "User-Agent": FIREFOX}))
+    request = ph.ok(ph.call(cloud, "requests", user, body={"type": "export"}), 202)["request"]
+    done = ph.wait_request(cloud, user, request["id"], timeout=300)
+    assert done["status"] == "completed", done
+    link = ph.ok(ph.call(cloud, f"requests/{request['id']}/download", user))["download_url"]
+    archive = tmp_path / "export.zip"
+    archive.write_bytes(fetch(link).content)
+    with zipfile.ZipFile(archive) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    everything = b"".join(members.values())
+    assert b"198.51.100.0/24" in everything  # the owner's access history, coarse
+    for secret in (IPV4, FIREFOX, "rv:128.0"):
+        assert secret.encode() not in everything, secret
+    assert not [n for n in members if "access_clients" in n]
+    # The registry: erased with the account, left out of the export.
     [location] = [loc for loc in personal_data.LOCATIONS if loc.name == "access_clients"]
     assert location.collection_group == access_log.CLIENTS and location.export is False
 
