@@ -50,8 +50,9 @@ BASE = [
     "cryptography",
 ]
 # pacs.dicom.header (upload checks, header extraction); search, study deletion, privacy
-# and retention reach it too (indexing chain), so every folder gets it.
-DICOM = ["pydicom"]
+# and retention reach it too (indexing chain), so every folder gets it. dicom-anonymizer
+# (pure Python, with tqdm) is pacs.dicom.deidentify's Annex E table (de-identified shares).
+DICOM = ["pydicom", "dicom-anonymizer"]
 PIXELS = [  # pacs.indexing.preview: pixel data of every transfer syntax the previews decode
     "numpy",
     "pillow",
