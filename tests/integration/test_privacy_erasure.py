@@ -186,6 +186,13 @@ def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
     ok(sign_link(cloud, "share/manifest", body={"token": share_a["token"]}))
     share_b = ok(sign_link(cloud, "shares", b, {"study_id": study_b}))
     ok(sign_link(cloud, "share/manifest", body={"token": share_b["token"]}))
+    # API keys (created on a fresh sign-in) and their use through DICOMweb: the key documents
+    # and one access record per key and day.
+    for user in (a, b):
+        fresh = cloud.sign_in(user.email, user.password)
+        key = ok(call(cloud, "keys", fresh, body={"name": "nightly", "scope": "read"}), 201)
+        ok(requests.get(f"{cloud.urls['dicomweb']}/studies", timeout=60,
+                        headers={"Authorization": f"Bearer {key['key']}"}))
     # Consent and analytics, restriction and its lifting, rectification.
     ok(call(cloud, "consent", a, body={"analytics": True}))
     ok(call(cloud, "analytics", a, body={"event": "study_opened", "study_id": kept_study}))
