@@ -64,6 +64,11 @@ def test_share_link_works_without_account_and_dies_when_revoked(web, account, zi
     assert out["navLinks"] == 0, "the recipient has no account navigation"
     assert out["studiesStatus"] == 401
     assert "share_used" in out["access"] and "share_created" in out["access"]
+    # The recipient is told what is recorded; the owner sees network and browser only.
+    assert "IP address" in out["recordedNotice"] and "browser" in out["recordedNotice"]
+    assert out["recipients"] and all("network 127.0.0.0/24, Chrome" in r
+                                     for r in out["recipients"]), out["recipients"]
+    assert not any("127.0.0.1" in r for r in out["recipients"]), out["recipients"]
     assert "1 view of 5" in out["views"]
     assert "revoked" in out["revokedText"]
     # Restriction: no shares, no viewer; then lifted. Deletion asks for the typed word.

@@ -294,6 +294,7 @@ const scenarios = {
     const guestUrl = guest.page.url();
     const heading = await guest.page.locator('h1').textContent();
     const navLinks = await guest.page.locator('.nav a').count();
+    const recordedNotice = await guest.page.getByTestId('share-recorded').textContent();
     await shot(guest.page, '10-share-recipient');
     // The recipient cannot reach the owner's data: the studies API wants a sign-in.
     const studiesStatus = await guest.page.evaluate(async () => (await fetch('/api/studies')).status);
@@ -306,6 +307,8 @@ const scenarios = {
     await owner.page.waitForSelector('[data-testid=access-list] li[data-kind=share_used]');
     const access = await owner.page.$$eval('[data-testid=access-list] li', (els) => els.map((e) => e.getAttribute('data-kind')));
     const views = await owner.page.locator('[data-testid=share-row]').first().textContent();
+    const recipients = await owner.page.$$eval('[data-testid=access-list] li[data-kind=share_used]',
+      (els) => els.map((e) => e.textContent));
     await owner.page.getByRole('button', { name: 'Revoke' }).first().click();
     await owner.page.waitForSelector('[data-testid=share-row][data-status=revoked]');
     await shot(owner.page, '11-share-revoked-owner');
@@ -338,7 +341,7 @@ const scenarios = {
     await owner.page.waitForSelector('[data-testid=study-row], .empty');
     const remaining = await owner.page.$$eval('[data-testid=study-row]', (els) => els.map((e) => e.dataset.studyId));
     return { shareUrl, guestUrl, heading, navLinks, image, studiesStatus, tokenInUrls: tokenInUrls.length,
-      access, views, revokedText, createDisabled, restrictedViewer, goDisabledWrong, remaining,
+      access, views, recipients, recordedNotice, revokedText, createDisabled, restrictedViewer, goDisabledWrong, remaining,
       errors: guest.errors };
   },
 
