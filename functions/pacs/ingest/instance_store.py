@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -35,6 +36,37 @@ class StoredInstance:
     # The object as stored (name, generation, size, crc32c, metadata) when ``status`` is
     # ``stored``: the instance document is built from it without another read.
     blob: Any = None
+
+
+class SpoolBudget:
+    """The bytes of archive members spooled at once, bounded (``Settings.ingest_spool_bytes``).
+
+    A member reserves its declared size (the stream never yields more) before it is spooled
+    and releases it once stored or refused; the reader waits while the budget is spent. A
+    member larger than the whole budget waits until nothing else is in flight and then runs
+    alone. Counting members instead would let a few 1 GiB members fill ``/tmp``, which is
+    memory on Cloud Functions, and kill the function on every redelivery."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = max(1, capacity)
+        self._used = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, size: int) -> int:
+        """Wait until ``size`` bytes fit; returns the amount to :meth:`release`."""
+        amount = min(max(size, 1), self._capacity)
+        with self._cond:
+            while self._used + amount > self._capacity:
+                self._cond.wait()
+            self._used += amount
+            self.peak = max(self.peak, self._used)
+        return amount
+
+    def release(self, amount: int) -> None:
+        with self._cond:
+            self._used -= amount
+            self._cond.notify_all()
 
 
 def spool(stream: IO[bytes], max_bytes: int) -> tuple[IO[bytes], int, str]:

@@ -24,7 +24,7 @@ from pacs.dicom import header as dicom_header
 from pacs.events import StorageObjectEvent
 from pacs.indexing import catalog
 from pacs.ingest.index_writer import IndexWriter
-from pacs.ingest.instance_store import MemberTooLarge, spool, store_instance
+from pacs.ingest.instance_store import MemberTooLarge, SpoolBudget, spool, store_instance
 from pacs.ingest.uploads import FAILED, FINAL_STATUSES, PENDING, PROCESSING, UPLOADS
 from pacs.results import FileResult
 from pacs.zip import safety as zip_safety
@@ -33,37 +33,6 @@ from pacs.zip import safety as zip_safety
 DEADLINE_SAFETY = 0.8
 # Members parsed and stored at once (their storage and Firestore round trips overlap).
 MEMBER_WORKERS = 8
-
-
-class SpoolBudget:
-    """The bytes of archive members spooled at once, bounded (``Settings.ingest_spool_bytes``).
-
-    A member reserves its declared size (the stream never yields more) before it is spooled
-    and releases it once stored or refused; the reader waits while the budget is spent. A
-    member larger than the whole budget waits until nothing else is in flight and then runs
-    alone. Counting members instead would let a few 1 GiB members fill ``/tmp``, which is
-    memory on Cloud Functions, and kill the function on every redelivery."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = max(1, capacity)
-        self._used = 0
-        self.peak = 0
-        self._cond = threading.Condition()
-
-    def acquire(self, size: int) -> int:
-        """Wait until ``size`` bytes fit; returns the amount to :meth:`release`."""
-        amount = min(max(size, 1), self._capacity)
-        with self._cond:
-            while self._used + amount > self._capacity:
-                self._cond.wait()
-            self._used += amount
-            self.peak = max(self.peak, self._used)
-        return amount
-
-    def release(self, amount: int) -> None:
-        with self._cond:
-            self._used -= amount
-            self._cond.notify_all()
 
 
 @dataclass(frozen=True)
