@@ -90,8 +90,10 @@ GRANTS: dict[str, list[Grant]] = {
     ],
     "settle-series": [
         _firestore("recomputes series and study counts"),
-        _bucket(OBJECT_VIEWER, "instances", "reads the middle instance of a series"),
-        _bucket(OBJECT_USER, "derived", "writes the series preview (a rebuild overwrites it)"),
+        _bucket(OBJECT_VIEWER, "instances", "reads the middle instance of a series and the "
+                "headers of new instances (WADO-RS series metadata)"),
+        _bucket(OBJECT_USER, "derived", "writes the series preview (a rebuild overwrites it) "
+                "and the series metadata build, deleting the previous one"),
         HASH_KEY,
     ],
     "studies": [
@@ -133,7 +135,7 @@ GRANTS: dict[str, list[Grant]] = {
         _bucket(OBJECT_USER, "uploads", "clean_uploads deletes abandoned uploads"),
         _bucket(OBJECT_USER, "instances", "reconcile deletes instances without an index entry"),
         _bucket(OBJECT_USER, "derived", "reconcile and purge_logs delete orphaned previews "
-                "and expired exports"),
+                "and expired exports; backfill_series_metadata writes series metadata"),
         _publisher("privacy-jobs", "resume_erasures re-queues stalled erasures and exports"),
         _publisher("series-settle", "reconcile asks for touched series to be recounted"),
         _publisher("retention-jobs", "a job out of time budget continues in a new message"),
@@ -146,6 +148,8 @@ GRANTS: dict[str, list[Grant]] = {
                 "STOW-RS writes them create-only and reads an existing one's metadata "
                 "(duplicate or conflict)"),
         _publisher("series-settle", "STOW-RS asks for the series it stored into to settle"),
+        _bucket(OBJECT_VIEWER, "derived", "WADO-RS reads series metadata, frame indexes and "
+                "previews (thumbnails)"),
         AUTH_VIEWER,
         HASH_KEY,
     ],
