@@ -84,6 +84,10 @@ def test_every_token_that_opens_nothing_is_the_same_404(cloud, owners):
     link = make_link(cloud, alice.headers(), mr).json()["url"]
     deleted = requests.delete(f"{base}/studies/{mr}", headers=alice.headers(), timeout=120)
     assert deleted.status_code == 200, deleted.text
+    # The study's deletion deletes its links (a deleter of pacs.studies.deletion).
+    assert deleted.json()["deletion"]["counts"].get("download_links") == 1
+    assert not [s for s in fs.collection(downloads.COLLECTION).stream()
+                if s.to_dict()["owner"] == alice.uid]
     assert requests.get(link, timeout=30).status_code == 404
     assert make_link(cloud, alice.headers(), mr).status_code == 404
 

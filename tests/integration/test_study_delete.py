@@ -187,7 +187,8 @@ def test_delete_removes_everything_of_the_study_and_nothing_else(clean_firestore
     assert deletion["status"] == "completed" and deletion["failed"] == []
     assert deletion["study_id"] == doomed.key and deletion["completed_at"]
     assert deletion["counts"] == {"study": 1, "shares": 1, "previews": 2, "instances": 6,
-                                  "documents": 2 + 6, "uploads": 6 + 2, "access": 2}
+                                  "documents": 2 + 6, "uploads": 6 + 2, "access": 2,
+                                  "download_links": 0}
     assert_gone(cloud, doomed, "Doomed^Xavier")
     # Alice's other study, Bob's study: every document and object as before.
     touched_uploads = {f"uploads/{u}" for u in doomed.uploads + [mixed]}

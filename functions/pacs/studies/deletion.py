@@ -40,6 +40,7 @@ from pacs.clients import Clients, HasClients
 from pacs.errors import TransientError
 from pacs.indexing import catalog
 from pacs.ingest import uploads
+from pacs.links import deidentified
 from pacs.locations import LocationFailed, delete_objects
 from pacs.studies import search
 
@@ -150,7 +151,8 @@ def processing_uploads_query(firestore: Any, uid: str) -> Any:
 
 def queries(firestore: Any, uid: str, study_key: str) -> list[Any]:
     """Every query the deleters run (for the index check in the tests)."""
-    return [owned_by_study_query(firestore, c, uid, study_key) for c in ("shares", "access")] + [
+    owned = ("shares", "access", "download_links")
+    return [owned_by_study_query(firestore, c, uid, study_key) for c in owned] + [
         upload_results_query(firestore, uid, study_key),
         stored_results_query(firestore, "u"), processing_uploads_query(firestore, uid)]
 
@@ -168,6 +170,15 @@ def owned_docs_deleter(collection: str) -> Callable[[StudyTarget], int]:
 
 
 # --- The deleters ---------------------------------------------------------------------------
+
+def delete_shares(target: StudyTarget) -> int:
+    """The study's shares, each de-identified copy (``pacs.links.deidentified``) first."""
+    query = owned_by_study_query(target.firestore, "shares", target.uid, target.study_key)
+    for snap in query.stream():
+        if (snap.to_dict() or {}).get("deidentified"):
+            deidentified.delete_copy(target.clients, target.uid, snap.id)
+    return owned_docs_deleter("shares")(target)
+
 
 def delete_study_document(target: StudyTarget) -> int:
     """The study document itself (its subcollections are :func:`delete_study_tree`'s)."""
@@ -263,12 +274,14 @@ def _remove_upload_results(target: StudyTarget, upload_id: str, refs: list[Any])
 
 DELETERS: tuple[Deleter, ...] = (
     Deleter("study", delete_study_document),
-    Deleter("shares", owned_docs_deleter("shares")),
+    Deleter("shares", delete_shares),
     Deleter("previews", delete_previews),
     Deleter("instances", delete_instance_objects),
     Deleter("documents", delete_study_tree),
     Deleter("uploads", delete_upload_traces),
     Deleter("access", owned_docs_deleter("access")),
+    # Single-use ZIP links of the study (pacs.dicomweb.downloads, a layer above this one).
+    Deleter("download_links", owned_docs_deleter("download_links")),
 )
 """The registry of study-attached locations, in the order they are deleted."""
 
