@@ -97,6 +97,9 @@ def test_open_in_ohif_renders_the_ct_with_the_session_token(web: WebStack, ct_st
                                     "password": user.password, "studyId": study["id"],
                                     "wheel": True}, timeout=300)
     assert out.get("failure") is None, out
+    # No session: straight to sign-in (and back here after it), nothing asked of DICOMweb.
+    assert "/signin?next=%2Fohif%2Fviewer%3FStudyInstanceUIDs%3D1.2.3" in out["anonymous"]["url"]
+    assert out["anonymous"]["dicomweb"] == 0
     uid = requests.get(f"{web.url}/api/studies/{study['id']}", headers=user.headers(),
                        timeout=30).json()["study"]["StudyInstanceUID"]
     assert out["href"] == f"/ohif/viewer?StudyInstanceUIDs={uid}"
@@ -116,3 +119,8 @@ def test_open_in_ohif_renders_the_ct_with_the_session_token(web: WebStack, ct_st
     wheel = out["afterWheel"]
     assert (wheel["width"], wheel["height"]) == (first["width"], first["height"])
     assert wheel["lit"] > wheel["pixels"] * 0.01 and wheel["checksum"] != first["checksum"], wheel
+    # ?token= in the viewer's URL: dropped before OHIF reads it; the session's token is sent.
+    forged = out["forged"]
+    assert "token=" not in forged["url"] and forged["requests"] > 0, forged
+    assert forged["forgedBearer"] == 0 and forged["bearer"] == forged["requests"], forged
+    assert out["forgedFirst"]["lit"] > out["forgedFirst"]["pixels"] * 0.01

@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const args = JSON.parse(process.argv[2] ?? '{}');
+const FORGED = 'forged-e2e-token';
 const artifacts = args.artifacts ?? 'test-artifacts';
 mkdirSync(artifacts, { recursive: true });
 const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
@@ -89,10 +90,21 @@ page.on('response', (r) => {
   if (!url.pathname.startsWith('/dicomweb/')) return;
   const auth = r.request().headers().authorization ?? '';
   dicomweb.push({ path: url.pathname, query: url.search, status: r.status(),
-    bearer: auth.startsWith('Bearer ') && auth.length > 40 });
+    bearer: auth.startsWith('Bearer ') && auth.length > 40, forged: auth.includes(FORGED) });
 });
 const result = { errors, csp, dicomweb };
 try {
+  // Without a session the viewer sends nobody anywhere but to sign-in, and asks DICOMweb
+  // nothing.
+  const anonymous = await browser.newContext();
+  const stranger = await anonymous.newPage();
+  const asked = [];
+  stranger.on('request', (r) => { if (r.url().includes('/dicomweb/')) asked.push(r.url()); });
+  await stranger.goto(`${args.url}/ohif/viewer?StudyInstanceUIDs=1.2.3`);
+  await stranger.waitForURL('**/signin?next=**');
+  result.anonymous = { url: stranger.url(), dicomweb: asked.length };
+  await anonymous.close();
+
   await signIn(page);
   await page.goto(`${args.url}/studies/${args.studyId}`);
   const link = page.getByTestId('open-ohif');
@@ -117,11 +129,19 @@ try {
     await shot(page, 'ohif-2-wheel');
   }
   result.url = page.url();
+  result.tokenInUrl = urls.some((u) => /[?&](token|access_token|id_token)=/i.test(u));
+  // A `token` in the viewer's URL is dropped before OHIF reads it: the session's token stays
+  // the bearer.
+  const before = dicomweb.length;
+  await page.goto(`${args.url}${result.href}&token=${FORGED}`);
+  result.forgedFirst = await waitForImage(page, args.renderTimeoutMs ?? 90_000);
+  result.forged = { url: page.url(), requests: dicomweb.length - before,
+    forgedBearer: dicomweb.slice(before).filter((r) => r.forged).length,
+    bearer: dicomweb.slice(before).filter((r) => r.bearer).length };
 } catch (err) {
   result.failure = String(err).slice(0, 500);
   await shot(page, 'ohif-failure').catch(() => undefined);
 }
-result.tokenInUrl = urls.some((u) => /[?&](token|access_token|id_token)=/i.test(u));
 result.requestHosts = [...new Set(urls.map((u) => new URL(u).host))];
 log('done');
 console.log(`RESULT ${JSON.stringify(result)}`);
