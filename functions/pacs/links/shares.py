@@ -29,7 +29,7 @@ from typing import Any
 from pacs import ids, log_events
 from pacs.errors import BadRequest, Forbidden, NotFound, TransientError
 from pacs.indexing import catalog
-from pacs.links import access_log, manifests, signing
+from pacs.links import access_log, deidentified, manifests, signing
 
 COLLECTION = "shares"
 TOKEN = re.compile(r"^([0-9a-f]{20})\.([A-Za-z0-9_-]{43})$")
@@ -101,19 +101,26 @@ def public_share(share_id: str, doc: dict[str, Any], now: datetime) -> dict[str,
             "created_at": when(doc.get("created_at")), "expires_at": when(doc.get("expires_at")),
             "max_views": doc.get("max_views"), "views": doc.get("views", 0),
             "revoked": bool(doc.get("revoked")), "revoked_at": when(doc.get("revoked_at")),
-            "last_used_at": when(doc.get("last_used_at")), "status": status_of(doc, now)}
+            "last_used_at": when(doc.get("last_used_at")), "status": status_of(doc, now),
+            "deidentified": bool(doc.get("deidentified")),
+            "left_out": (doc.get("copy") or {}).get("left_out", {})}
 
 
 # --- The owner's side --------------------------------------------------------------------
 
 def create_share(minter: manifests.Minter, uid: str, body: dict[str, Any],
                  client: access_log.ClientInfo) -> dict[str, Any]:
-    """``POST /shares {study_id, expires_in_seconds?, max_views?}``.
+    """``POST /shares {study_id, expires_in_seconds?, max_views?, deidentified?}``.
+
+    With ``deidentified: true`` the recipient gets a de-identified copy made now
+    (:mod:`pacs.links.deidentified`), never the study itself.
 
     Returns
     -------
     dict
-        ``share_id``, ``token`` (shown this once), ``url``, ``expires_at``, ``max_views``.
+        ``share_id``, ``token`` (shown this once), ``url``, ``expires_at``, ``max_views``,
+        ``deidentified``; for a de-identified share also ``copied`` and ``left_out``
+        (reason -> count of instances not in the copy).
     """
     settings = minter.settings
     fs = minter.clients.firestore
@@ -122,21 +129,38 @@ def create_share(minter: manifests.Minter, uid: str, body: dict[str, Any],
     ttl = _int_field(body, "expires_in_seconds", settings.share_ttl_seconds, 1,
                      settings.share_ttl_cap_seconds)
     max_views = _int_field(body, "max_views", None, 1, settings.share_max_views_cap)
+    deid = body.get("deidentified", False)
+    if not isinstance(deid, bool):
+        raise BadRequest("deidentified must be true or false", code="bad_deidentified")
     now = minter.now()
     share_id, token = new_token()
     doc = {"owner": uid, "study_key": key, "token_hash": token_hash(token), "created_at": now,
            "expires_at": now + timedelta(seconds=ttl), "max_views": max_views, "views": 0,
-           "revoked": False, "revoked_at": None, "last_used_at": None}
+           "revoked": False, "revoked_at": None, "last_used_at": None, "deidentified": deid}
+    if deid:  # not usable until the copy is made (a manifest needs ``copy``)
+        doc["copy"] = {"status": "copying"}
     _ref(fs, share_id).create(doc)
+    extra: dict[str, Any] = {}
+    if deid:
+        try:
+            made = deidentified.make_copy(minter.clients, uid, key, share_id)
+        except BaseException:
+            _ref(fs, share_id).delete()
+            raise
+        doc["copy"] = {"status": "ready", "copied": made["copied"], "bytes": made["bytes"],
+                       "left_out": made["left_out"]}
+        _ref(fs, share_id).update({"copy": doc["copy"]})
+        extra = {"copied": made["copied"], "left_out": made["left_out"]}
     access_log.record(fs, owner=uid, study_key=key, kind="share_created", actor=uid,
                       actor_type="owner", client=client, at=now,
                       details={"share_id": share_id, "expires_at": signing.iso(doc["expires_at"]),
-                               "max_views": max_views})
+                               "max_views": max_views, "deidentified": deid})
     log_events.emit("INFO", "share_created", "share created", uid=uid, study=key[:16],
-                    share=share_id)
+                    share=share_id, deidentified=deid)
     return {"share_id": share_id, "study_id": key, "token": token,
             "url": f"{settings.viewer_origin}/view#{token}",
-            "expires_at": signing.iso(doc["expires_at"]), "max_views": max_views}
+            "expires_at": signing.iso(doc["expires_at"]), "max_views": max_views,
+            "deidentified": deid, **extra}
 
 
 def list_shares(minter: manifests.Minter, uid: str) -> dict[str, Any]:
@@ -178,6 +202,8 @@ def revoke_share(minter: manifests.Minter, uid: str, share_id: Any,
         return {**doc, "revoked": True, "revoked_at": now}, True
 
     doc, changed = _run_transaction(fs, revoke)
+    if doc.get("deidentified"):  # idempotent: a revocation retried finishes the deletion
+        deidentified.delete_copy(minter.clients, uid, share_id)
     if changed:
         access_log.record(fs, owner=uid, study_key=doc["study_key"], kind="share_revoked",
                           actor=uid, actor_type="owner", client=client, at=now,
@@ -288,9 +314,21 @@ def open_view(fs: Any, key: bytes, token: Any, view: Any, now: datetime
     was issued by it (:func:`check_view`, :func:`check_view_in_share`), and its study still
     exists, is the owner's and is not restricted. No view is counted."""
     share_id, doc = _open(fs, token, now, new_view=False)
+    if doc.get("deidentified"):  # DICOMweb serves the study itself, never for this share
+        raise share_not_found()
     number, expires = check_view(key, share_id, view, now)
     check_view_in_share(number, expires, doc)
     return share_id, doc, _open_study(fs, doc)
+
+
+def _copy_manifest(minter: manifests.Minter, share_id: str, doc: dict[str, Any]
+                   ) -> dict[str, Any]:
+    if (doc.get("copy") or {}).get("status") != "ready":
+        raise share_not_found()
+    issued = minter.now()
+    ttl = signing.link_ttl(minter.settings, issued, doc["expires_at"])
+    return deidentified.copy_manifest(minter, share_id, doc, issued, ttl,
+                                      signing.iso(signing.expiry_of_batch(issued, ttl)))
 
 
 def share_manifest(minter: manifests.Minter, body: dict[str, Any],
@@ -303,7 +341,11 @@ def share_manifest(minter: manifests.Minter, body: dict[str, Any],
     study = _open_study(fs, doc)
     views = _count_view(fs, share_id, token, minter.now())
     owner, key = doc["owner"], doc["study_key"]
-    manifest = manifests.build_manifest(minter, owner, key, study, not_after=doc["expires_at"])
+    if doc.get("deidentified"):
+        manifest = _copy_manifest(minter, share_id, doc)
+    else:
+        manifest = manifests.build_manifest(minter, owner, key, study,
+                                            not_after=doc["expires_at"])
     expires_at = datetime.fromisoformat(manifest["expires_at"].replace("Z", "+00:00"))
     manifest["view"] = make_view(minter.settings.hash_key, share_id, views, expires_at)
     manifest["share"] = {"expires_at": signing.iso(doc["expires_at"]),
@@ -330,8 +372,16 @@ def share_series(minter: manifests.Minter, body: dict[str, Any],
     check_view_in_share(number, expires, doc)
     _open_study(fs, doc)
     owner, key = doc["owner"], doc["study_key"]
-    page = manifests.series_page(minter, owner, key, body.get("series_id"), body.get("page_token"),
-                             body.get("page_size"), not_after=doc["expires_at"])
+    if doc.get("deidentified"):
+        issued = minter.now()
+        ttl = signing.link_ttl(minter.settings, issued, doc["expires_at"])
+        page = deidentified.copy_series_page(
+            minter, share_id, doc, body.get("series_id"), body.get("page_token"), issued, ttl,
+            signing.iso(signing.expiry_of_batch(issued, ttl)))
+    else:
+        page = manifests.series_page(minter, owner, key, body.get("series_id"),
+                                     body.get("page_token"), body.get("page_size"),
+                                     not_after=doc["expires_at"])
     manifests.record_series(fs, page, owner=owner, actor=share_id, actor_type="share",
                         client=client, at=minter.now(), share_id=share_id)
     return page

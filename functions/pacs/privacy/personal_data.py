@@ -279,6 +279,13 @@ REQUESTS = "privacy_requests"
 
 LOCATIONS: tuple[Location, ...] = (
     owned_collection("shares", "shares", "share links of the user's studies (token hashes)"),
+    # De-identified copies made for shares (pacs.links.deidentified): a copy of data the
+    # export already holds, de-identified, so not exported again.
+    object_prefix("share_copy_objects", "derived", "shares/{uid}/", "de-identified copies "
+                  "of shared studies", export=False),
+    replace(owned_collection("share_copies", "share_copies", "instances of the de-identified "
+                             "copies (remapped UIDs, object names, sizes)", group=True),
+            export=False),
     owned_collection("api_keys", "api_keys", "API keys (names, scopes, times, keyed hashes; "
                      "the export leaves the hashes out)"),
     owned_collection("download_links", "download_links", "single-use study ZIP download "

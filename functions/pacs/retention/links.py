@@ -19,12 +19,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from pacs import ids
-from pacs.links import access_log
+from pacs.links import access_log, deidentified
 from pacs.paging import query_pages
 from pacs.retention.context import JobContext
 
 SHARES = "shares"  # pacs.links.shares.COLLECTION (not imported: it pulls in the URL signer)
-SHARE_FIELDS = ["owner", "study_key", "expires_at", "views", "max_views", "revoked"]
+SHARE_FIELDS = ["owner", "study_key", "expires_at", "views", "max_views", "revoked",
+                "deidentified"]
 SHARES_PER_BATCH = 200  # two writes each, well inside a commit's limit
 SYSTEM_CLIENT = access_log.ClientInfo(ip=None, user_agent=None)
 
@@ -99,6 +100,12 @@ def expire_links(ctx: JobContext) -> None:
             writes = 0
             for snap in chunk:
                 share = snap.to_dict() or {}
+                if share.get("deidentified") and share.get("owner"):
+                    try:  # the copy goes first: a failure keeps the share for the next run
+                        deidentified.delete_copy(ctx.clients, share["owner"], snap.id)
+                    except Exception as err:  # noqa: BLE001 - counted; retried next run
+                        ctx.error("expire_share_copy", err, n=1)
+                        continue
                 if not share.get("owner") or not share.get("study_key"):
                     batch.delete(snap.reference)  # malformed: nothing to record it under
                 else:

@@ -40,6 +40,7 @@ from pacs.clients import Clients, HasClients
 from pacs.errors import TransientError
 from pacs.indexing import catalog
 from pacs.ingest import uploads
+from pacs.links import deidentified
 from pacs.locations import LocationFailed, delete_objects
 from pacs.studies import search
 
@@ -170,6 +171,15 @@ def owned_docs_deleter(collection: str) -> Callable[[StudyTarget], int]:
 
 # --- The deleters ---------------------------------------------------------------------------
 
+def delete_shares(target: StudyTarget) -> int:
+    """The study's shares, each de-identified copy (``pacs.links.deidentified``) first."""
+    query = owned_by_study_query(target.firestore, "shares", target.uid, target.study_key)
+    for snap in query.stream():
+        if (snap.to_dict() or {}).get("deidentified"):
+            deidentified.delete_copy(target.clients, target.uid, snap.id)
+    return owned_docs_deleter("shares")(target)
+
+
 def delete_study_document(target: StudyTarget) -> int:
     """The study document itself (its subcollections are :func:`delete_study_tree`'s)."""
     ref = catalog.study_ref(target.firestore, target.study_key)
@@ -264,7 +274,7 @@ def _remove_upload_results(target: StudyTarget, upload_id: str, refs: list[Any])
 
 DELETERS: tuple[Deleter, ...] = (
     Deleter("study", delete_study_document),
-    Deleter("shares", owned_docs_deleter("shares")),
+    Deleter("shares", delete_shares),
     Deleter("previews", delete_previews),
     Deleter("instances", delete_instance_objects),
     Deleter("documents", delete_study_tree),
