@@ -241,6 +241,32 @@ def lifecycle_uploads() -> dict[str, Any]:
                       "condition": {"age": UPLOAD_OBJECT_MAX_AGE_DAYS}}]}
 
 
+# The 30-day clock (docs/retention.md, watch_deadlines): one ERROR line per overdue
+# data-subject request per daily run; this log-based alert policy notifies the privacy lead
+# (its notification channel is an operator checklist item: docs/deploy.md).
+OVERDUE_EVENT = "privacy_request_overdue"  # pacs.log_events.privacy_request_overdue
+OVERDUE_ALERT = "PACS: data-subject request overdue"
+
+
+def overdue_alert_policy() -> dict[str, Any]:
+    """A log-based alert policy (Cloud Monitoring) on the overdue-request log lines."""
+    return {
+        "displayName": OVERDUE_ALERT,
+        "documentation": {
+            "mimeType": "text/markdown",
+            "content": "A data-subject request is past the privacy policy's 30 days. List "
+                       "them with `pacs-admin --project PROJECT requests --overdue` and answer "
+                       "them (docs/privacy.md). The log line holds the request id only."},
+        "combiner": "OR",
+        "conditions": [{
+            "displayName": "privacy_request_overdue log lines",
+            "conditionMatchedLog": {
+                "filter": f'severity="ERROR" AND jsonPayload.event="{OVERDUE_EVENT}"'}}],
+        "alertStrategy": {"notificationRateLimit": {"period": "3600s"},
+                          "autoClose": "604800s"},
+    }
+
+
 def write_artifacts(build_dir: Path, origins: list[str]) -> dict[str, Path]:
     """Write the CORS and lifecycle files the bucket commands read; return their paths."""
     out = build_dir / "deploy"
@@ -253,6 +279,9 @@ def write_artifacts(build_dir: Path, origins: list[str]) -> dict[str, Path]:
     path = out / "lifecycle-uploads.json"
     path.write_text(json.dumps(lifecycle_uploads(), indent=2) + "\n")
     paths["lifecycle-uploads"] = path
+    path = out / "alert-overdue-requests.json"
+    path.write_text(json.dumps(overdue_alert_policy(), indent=2) + "\n")
+    paths["alert-overdue-requests"] = path
     return paths
 
 
@@ -356,6 +385,7 @@ def build_plan(project: str, region: str, table: list[dict[str, Any]],
         "PROJECT_NUMBER": "123456789012",
         "GCS_SERVICE_AGENT": "service-123456789012@gs-project-accounts.iam.gserviceaccount.com",
         "BACKUP_SCHEDULE": "0d0e0f10-0000-4000-8000-000000000000",
+        "OVERDUE_POLICY": "projects/pacs-deploy-test/alertPolicies/1234567890123456789",
     })
 
     def add(section: str, *argv: str, **kw: Any) -> None:
@@ -543,6 +573,19 @@ def build_plan(project: str, region: str, table: list[dict[str, Any]],
             f"--add-exclusion={flag}", gp, probe_var="PHI_URL_EXCLUSION",
             update=("gcloud", "logging", "sinks", "update", "_Default",
                     f"--update-exclusion={flag}", gp))
+
+    # 10b. The 30-day clock: an alert on overdue data-subject requests.
+    s = "Cloud Monitoring"
+    alert_file = f"--policy-from-file={repo_relative(artifacts['alert-overdue-requests'])}"
+    add(s, "gcloud", "alpha", "monitoring", "policies", "list",
+        f'--filter=displayName="{OVERDUE_ALERT}"', "--format=value(name)", "--limit=1", gp,
+        capture="OVERDUE_POLICY")
+    add(s, "gcloud", "alpha", "monitoring", "policies", "create", alert_file, gp,
+        probe_var="OVERDUE_POLICY",
+        update=("gcloud", "alpha", "monitoring", "policies", "update", "${OVERDUE_POLICY}",
+                alert_file, gp),
+        comment="one alert per overdue request (the watch_deadlines job logs them daily); "
+                "attach the privacy lead's notification channel (operator checklist)")
 
     # 11. Firebase: Hosting, Firestore rules and indexes, Storage rules.
     add("Firebase", FIREBASE_CLI, "deploy", "--only", FIREBASE_ONLY, "--project", p,
