@@ -121,6 +121,17 @@ def test_coarse_ip(ip, network):
     assert access_log.coarse_ip(ip) == network
 
 
+@pytest.mark.parametrize(("agent", "family"), [
+    (FIREFOX, "Firefox"), (CHROME, "Chrome"),
+    ("Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/126.0 Safari/537.36 Edg/126.0",
+     "Edge"),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+     "Gecko) Version/17.5 Mobile/15E148 Safari/604.1", "Safari"),
+    ("dicomweb-client/0.61.2 python-requests/2.32", "Other"), (None, None)])
+def test_browser_family(agent, family):
+    assert access_log.browser_family(agent) == family
+
+
 def test_full_values_expire_with_the_access_records(clean_firestore):
     cloud = clean_firestore
     fs = cloud.clients().firestore
