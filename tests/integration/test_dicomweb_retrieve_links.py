@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from pacs import ids
 from pacs.dicomweb import downloads
 from pydicom.data import get_testdata_file
 
@@ -100,3 +101,23 @@ def test_api_keys_retrieve_directly_not_through_links(cloud, owners):
     zipped = requests.get(f"{cloud.urls['dicomweb']}/studies/{originals[0].ds.StudyInstanceUID}",
                           headers={**bearer(key), "Accept": "application/zip"}, timeout=60)
     assert zipped.status_code == 200 and zipped.headers["Content-Type"] == "application/zip"
+
+
+def test_a_restricted_study_is_neither_retrieved_nor_linked(cloud, owners):
+    alice, _, originals = owners
+    ct = originals[0].ds.StudyInstanceUID
+    key = ids.study_key(cloud.settings().hash_key, alice.uid, ct)
+    study = cloud.clients().firestore.collection("studies").document(key)
+    url = f"{cloud.urls['dicomweb']}/studies/{ct}"
+    link = make_link(cloud, alice.headers(), ct).json()["url"]  # made before the restriction
+    study.update({"restricted": True})
+    try:
+        for accept in ("multipart/related", "application/zip"):
+            resp = requests.get(url, headers={**alice.headers(), "Accept": accept}, timeout=60)
+            assert resp.status_code == 403 and resp.json()["error"] == "restricted"
+        refused = make_link(cloud, alice.headers(), ct)
+        assert refused.status_code == 403 and refused.json()["error"] == "restricted"
+        assert requests.get(link, timeout=30).status_code == 403
+    finally:
+        study.update({"restricted": False})
+    assert requests.get(url, headers=alice.headers(), timeout=60).status_code == 200

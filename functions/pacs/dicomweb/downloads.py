@@ -30,6 +30,7 @@ from pacs.clients import Clients
 from pacs.dicomweb import qido
 from pacs.errors import Forbidden, NotFound, TransientError
 from pacs.indexing import catalog
+from pacs.links import manifests
 
 COLLECTION = "download_links"
 LINK_SECONDS = 120
@@ -68,6 +69,7 @@ def create_link(clients: Clients, uid: str, study_uid: str, base: str,
     if not qido.is_uid(study_uid):
         raise NotFound("no such study", code="not_found")
     study_key = ids.study_key(key, uid, study_uid)
+    manifests.check_not_restricted(fs, uid, study_key)  # 403 restricted
     study = catalog.study_ref(fs, study_key)
     token = secrets.token_urlsafe(32)
     expires = now + timedelta(seconds=LINK_SECONDS)

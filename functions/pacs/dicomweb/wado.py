@@ -28,6 +28,7 @@ from pacs.dicomweb import multipart, qido
 from pacs.dicomweb.negotiation import MULTIPART, NotAcceptable, Offer, parse_accept, quality
 from pacs.errors import NotFound
 from pacs.indexing import catalog
+from pacs.links import manifests
 from pacs.zip import writer
 
 CHUNK_BYTES = 1024 * 1024
@@ -47,10 +48,6 @@ class Retrieved:
     content_type: str
     chunks: Iterator[bytes]
     headers: dict[str, str] = field(default_factory=dict)
-
-
-# The name the first slice used; kept for callers of retrieve_instance.
-MultipartBody = Retrieved
 
 
 @dataclass(frozen=True)
@@ -99,12 +96,14 @@ def list_instances(clients: Clients, uid: str, study_uid: str, series_uid: str |
                    sop_uid: str | None = None) -> tuple[str, list[_Listed]]:
     """(study key, the instances to send in order: series by number, then instances by
     number). Raises NotFound for unknown, malformed or other users' UIDs alike, and for a
-    study or series with no stored instance."""
+    study or series with no stored instance; Forbidden (403 ``restricted``) while processing
+    of the account or the study is restricted, as the viewer and share links are."""
     fs, key = clients.firestore, clients.settings.hash_key
     what = "instance" if sop_uid else "series" if series_uid else "study"
     study_key = _owned_study_key(fs, key, uid, study_uid)
     if study_key is None:
         raise _not_found(what)
+    manifests.check_not_restricted(fs, uid, study_key)  # 403 restricted, as the viewer
     if series_uid is None:
         series = [s.to_dict() or {} for s in catalog.study_ref(fs, study_key).collection(
             "series").select(["owner", "SeriesInstanceUID", "SeriesNumber"]).stream()]
