@@ -133,7 +133,7 @@ def _check_export(cloud, user, request, download_url, needles_self, needles_othe
             return [json.loads(x) for x in zf.read(f"firestore/{location}.jsonl").splitlines()]
 
         assert len(lines("profile")) == 1 and len(lines("studies")) == 1
-        assert len(lines("instances")) == 3 and len(lines("shares")) == 1
+        assert len(lines("instances")) == 3 and len(lines("shares")) == 2  # one de-identified
         assert len(lines("consent_ledger")) == 1 and len(lines("deletions")) == 1
         assert {r["data"]["kind"] for r in lines("access")} >= {"manifest", "share_used"}
         assert request["id"] in {r["path"].split("/")[-1] for r in lines("privacy_requests")}
@@ -184,6 +184,9 @@ def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
         old_urls.append(manifest["series"][0]["preview"]["url"])
     share_a = ok(sign_link(cloud, "shares", a, {"study_id": kept_study}))
     ok(sign_link(cloud, "share/manifest", body={"token": share_a["token"]}))
+    # A de-identified share: its copy (derived bucket, share_copies documents) goes too.
+    share_c = ok(sign_link(cloud, "shares", a, {"study_id": kept_study, "deidentified": True}))
+    assert share_c["copied"] == 3
     share_b = ok(sign_link(cloud, "shares", b, {"study_id": study_b}))
     ok(sign_link(cloud, "share/manifest", body={"token": share_b["token"]}))
     # API keys (created on a fresh sign-in) and their use through DICOMweb: the key documents
@@ -257,7 +260,8 @@ def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
     assert set(receipt["locations"].values()) == {"done"}
     deleted = receipt["deleted"]
     assert deleted["instance_objects"] == 3 and deleted["instances"] == 3
-    assert deleted["studies"] == 1 and deleted["shares"] == 1 and deleted["auth_user"] == 1
+    assert deleted["studies"] == 1 and deleted["shares"] == 2 and deleted["auth_user"] == 1
+    assert deleted["share_copy_objects"] == 3 and deleted["share_copies"] == 3
     assert deleted["exports"] == 1 and deleted["deletions"] == 1 and deleted["profile"] == 1
     assert receipt["residual_copies_expire_by"] > receipt["completed_at"]
     assert not mentions(needles_a, json.dumps(receipt))

@@ -145,3 +145,29 @@ def test_no_copy_stays_once_the_owner_erasure_began(cloud):
         assert _copy_objects(cloud, user.uid, "e" * 20) == []
     finally:
         marker.delete()
+
+
+def test_the_copy_counts_toward_the_quota_until_revoked(cloud, owner):
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from pacs.errors import QuotaExceeded
+    from pacs.ingest import uploads
+
+    seeded = seed_study(cloud, owner.uid, instances_per_series=(2,), previews=False)
+    fs = cloud.clients().firestore
+    since = datetime.now(UTC)
+    assert uploads.usage(fs, owner.uid, since).held_bytes == 0  # seeded: no upload records
+    share = create_share(cloud, owner, seeded.study_key, deidentified=True)
+    stored = sum(b.size for b in cloud.clients().storage.list_blobs(
+        cloud.buckets["derived"], prefix=deidentified.prefix(owner.uid, share["share_id"])))
+    assert stored > 0 and uploads.usage(fs, owner.uid, since).held_bytes == stored
+    ok(call(cloud, f"shares/{share['share_id']}", method="DELETE", user=owner))
+    assert uploads.usage(fs, owner.uid, since).held_bytes == 0
+    # A copy that would not fit is refused before anything is written.
+    small = dataclasses.replace(cloud.clients(), settings=dataclasses.replace(
+        cloud.settings(), user_quota_bytes=stored // 2))
+    with pytest.raises(QuotaExceeded) as err:
+        deidentified.make_copy(small, owner.uid, seeded.study_key, "q" * 20)
+    assert err.value.code == "quota_exceeded"
+    assert _copy_objects(cloud, owner.uid, "q" * 20) == []

@@ -39,6 +39,7 @@ from typing import Any
 
 from pacs import ids, markers
 from pacs.errors import BadRequest, Forbidden, QuotaExceeded, TransientError
+from pacs.links import deidentified
 from pacs.privacy import profile
 from pacs.settings import Settings
 
@@ -129,11 +130,13 @@ def queries(firestore: Any, uid: str, since: datetime) -> tuple[Any, Any]:
 
 
 def usage(firestore: Any, uid: str, since: datetime) -> Usage:
-    """The user's usage by aggregation queries over the upload records."""
+    """The user's usage by aggregation queries over the upload records, plus the
+    de-identified copies of their shares (``pacs.links.deidentified``)."""
     held, recent = queries(firestore, uid, since)
     held_result = held.sum("size", alias="bytes").get()
     recent_result = recent.sum("size", alias="bytes").count(alias="files").get()
-    return Usage(_value(held_result, "bytes"), _value(recent_result, "bytes"),
+    copies = deidentified.copy_bytes(firestore, uid)
+    return Usage(_value(held_result, "bytes") + copies, _value(recent_result, "bytes"),
                  _value(recent_result, "files"))
 
 

@@ -28,8 +28,11 @@ from pacs.locations import delete_objects
 
 COPIES = "share_copies"
 PREFIX = "shares/{uid}/{share_id}/"
-MAX_INSTANCES = 2000  # one request makes the copy (no Pub/Sub continuation yet)
-MAX_BYTES = 1 << 30
+# One request makes the copy (no Pub/Sub continuation yet): within Hosting's 60 s and the
+# function's 512 MiB (one instance in memory at a time, three times over while copied).
+MAX_INSTANCES = 300
+MAX_BYTES = 256 << 20
+MAX_INSTANCE_BYTES = 64 << 20  # larger instances are left out as ``too_large``
 COPY_FIELDS = ("InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
                "SliceLocation", "Rows", "Columns", "NumberOfFrames", "SOPClassUID")
 
@@ -61,6 +64,35 @@ def _instances(fs: Any, uid: str, study_key: str) -> list[tuple[str, str, dict[s
     return out
 
 
+def copy_bytes_query(firestore: Any, uid: str) -> Any:
+    """The owner's shares, whose ``copy_bytes`` (the live copy's size, 0 once revoked) count
+    toward the quota (summed here and by ``pacs.ingest.uploads.usage``)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return firestore.collection("shares").where(filter=FieldFilter("owner", "==", uid))
+
+
+def copy_bytes(firestore: Any, uid: str) -> int:
+    """Bytes of the owner's live de-identified copies."""
+    result = copy_bytes_query(firestore, uid).sum("copy_bytes", alias="bytes").get()
+    return sum(int(item.value or 0) for item in result[0] if item.alias == "bytes")
+
+
+def _check_quota(clients: Any, uid: str, adding: int) -> None:
+    """429 ``quota_exceeded`` when the copy would not fit: uploads holding quota (as
+    ``pacs.ingest.uploads`` counts them) plus live copies plus this one."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    held = (clients.firestore.collection("uploads")
+            .where(filter=FieldFilter("owner", "==", uid))
+            .where(filter=FieldFilter("counts_toward_quota", "==", True))
+            .sum("size", alias="bytes").get())
+    uploads = sum(int(item.value or 0) for item in held[0] if item.alias == "bytes")
+    if uploads + copy_bytes(clients.firestore, uid) + adding > clients.settings.user_quota_bytes:
+        raise QuotaExceeded("storage quota reached: a de-identified copy counts toward it; "
+                            "delete studies or revoke shares", code="quota_exceeded")
+
+
 def make_copy(clients: Any, uid: str, study_key: str, share_id: str) -> dict[str, Any]:
     """Write the de-identified copy of ``study_key`` for ``share_id``.
 
@@ -82,8 +114,13 @@ def make_copy(clients: Any, uid: str, study_key: str, share_id: str) -> dict[str
     left_out: Counter[str] = Counter()
     copied, size, study_uid = 0, 0, ""
     share_ref = fs.collection("shares").document(share_id)
+    instances = _instances(fs, uid, study_key)
+    _check_quota(clients, uid, sum(int(doc.get("size") or 0) for _s, _i, doc in instances))
     try:
-        for _series_key, instance_key, doc in _instances(fs, uid, study_key):
+        for _series_key, instance_key, doc in instances:
+            if int(doc.get("size") or 0) > MAX_INSTANCE_BYTES:
+                left_out["too_large"] += 1
+                continue
             data = source.blob(ids.instance_object(uid, study_key, instance_key)).download_as_bytes(
                 if_generation_match=int(doc["generation"]))
             result = deid.copy(data)

@@ -149,7 +149,8 @@ def create_share(minter: manifests.Minter, uid: str, body: dict[str, Any],
             raise
         doc["copy"] = {"status": "ready", "copied": made["copied"], "bytes": made["bytes"],
                        "left_out": made["left_out"]}
-        _ref(fs, share_id).update({"copy": doc["copy"]})
+        doc["copy_bytes"] = made["bytes"]  # counts toward the owner's quota while it lives
+        _ref(fs, share_id).update({"copy": doc["copy"], "copy_bytes": made["bytes"]})
         extra = {"copied": made["copied"], "left_out": made["left_out"]}
     access_log.record(fs, owner=uid, study_key=key, kind="share_created", actor=uid,
                       actor_type="owner", client=client, at=now,
@@ -198,7 +199,7 @@ def revoke_share(minter: manifests.Minter, uid: str, share_id: Any,
             raise share_not_found()
         if doc.get("revoked"):
             return doc, False
-        transaction.update(ref, {"revoked": True, "revoked_at": now})
+        transaction.update(ref, {"revoked": True, "revoked_at": now, "copy_bytes": 0})
         return {**doc, "revoked": True, "revoked_at": now}, True
 
     doc, changed = _run_transaction(fs, revoke)
