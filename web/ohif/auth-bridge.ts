@@ -14,14 +14,13 @@
 import { initializeApp } from 'firebase/app';
 import {
   browserSessionPersistence, connectAuthEmulator, inMemoryPersistence, initializeAuth,
-  onIdTokenChanged, signOut, type Auth, type User,
+  onIdTokenChanged, signOut, type Auth,
 } from 'firebase/auth';
 import { loadConfig } from '../src/config';
 import { IdleTimer } from '../src/idle';
+import { TokenHolder } from './token';
 
 const ACTIVITY_KEY = 'pacs.last-activity';
-/** Refresh a token this long before it expires (Firebase ID tokens live one hour). */
-const REFRESH_AHEAD_MS = 5 * 60 * 1000;
 
 export interface PacsAuth {
   ready: Promise<void>;
@@ -30,39 +29,14 @@ export interface PacsAuth {
 }
 
 let auth: Auth | null = null;
-let token: string | null = null;
-let expiresAt = 0;
-let refreshing: Promise<void> | null = null;
-
-export function tokenExpiry(jwt: string): number {
-  try {
-    const part = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    return Number(JSON.parse(atob(part)).exp) * 1000 || 0;
-  } catch {
-    return 0;
-  }
-}
+const tokens = new TokenHolder(async (force) => {
+  const user = auth?.currentUser;
+  return user ? user.getIdToken(force) : null;
+});
 
 function toSignIn(): void {
   const here = window.location.pathname + window.location.search;
   window.location.assign(`/signin?next=${encodeURIComponent(here)}`);
-}
-
-async function take(user: User | null, force = false): Promise<void> {
-  if (!user) {
-    token = null;
-    expiresAt = 0;
-    return;
-  }
-  token = await user.getIdToken(force);
-  expiresAt = tokenExpiry(token);
-}
-
-function refresh(force: boolean): Promise<void> {
-  if (!refreshing) {
-    refreshing = take(auth?.currentUser ?? null, force).finally(() => { refreshing = null; });
-  }
-  return refreshing;
 }
 
 function startIdle(seconds: number): void {
@@ -109,30 +83,25 @@ async function start(): Promise<void> {
     toSignIn();
     return new Promise(() => undefined); // leaving the page: OHIF never starts
   }
-  await take(auth.currentUser);
+  await tokens.refresh(false);
   // A listener keeps Firebase refreshing the token ahead of its expiry; a sign-out in this
   // tab (idle logoff) ends the viewer.
   onIdTokenChanged(auth, (user) => {
     if (!user) {
-      token = null;
+      tokens.set(null);
       toSignIn();
       return;
     }
-    void take(user);
+    void user.getIdToken().then((t) => tokens.set(t));
   });
   startIdle(config.idleTimeoutSeconds);
 }
 
 const pacsAuth: PacsAuth = {
   ready: start(),
-  header(): Record<string, string> {
-    if (token && expiresAt - Date.now() < REFRESH_AHEAD_MS) void refresh(false);
-    const out: Record<string, string> = {};
-    if (token) out.Authorization = `Bearer ${token}`;
-    return out;
-  },
+  header: () => tokens.header(),
   unauthenticated() {
-    void refresh(true).then(() => { if (!token) toSignIn(); }, toSignIn);
+    void tokens.refresh(true).then(() => { if (!tokens.current) toSignIn(); }, toSignIn);
   },
 };
 
