@@ -364,7 +364,9 @@ def test_cli_finds_shows_and_deletes_an_uploaded_study(cloud, tmp_path):
     deleted = pacs_json("studies", "delete", study_key)
     assert deleted["deletion"]["status"] == "completed"
     assert deleted["deletion"]["counts"]["instances"] == 1
-    assert deleted["deletion"]["counts"]["previews"] == 1
+    # The derived objects of its one series: the preview, and the WADO-RS metadata and frame
+    # index built beside it (pacs.indexing.series_metadata).
+    assert deleted["deletion"]["counts"]["previews"] == 3
     assert pacs_json("studies")["studies"] == []
     gone = pacs("studies", "get", study_key, "--json")
     assert gone.returncode != 0 and json.loads(gone.stdout)["error"] == "not_found"
