@@ -94,6 +94,13 @@ def test_recipient_gets_only_the_deidentified_copy_and_revocation_deletes_it(clo
     listed = ok(call(cloud, "shares", method="GET", user=owner))["shares"]
     assert [s["deidentified"] for s in listed if s["share_id"] == share["share_id"]] == [True]
 
+    # DICOMweb serves the study itself: a view of a de-identified share opens nothing there.
+    import requests
+
+    resp = requests.get(f"{cloud.urls['dicomweb']}/studies", timeout=60, headers={
+        "X-Share-Token": share["token"], "X-Share-View": manifest["view"]})
+    assert resp.status_code == 404, resp.text
+
     ok(call(cloud, f"shares/{share['share_id']}", method="DELETE", user=owner))
     assert _copy_objects(cloud, owner.uid, share["share_id"]) == []
     fs = cloud.clients().firestore
@@ -103,7 +110,8 @@ def test_recipient_gets_only_the_deidentified_copy_and_revocation_deletes_it(clo
     assert exchange(cloud, share["token"]).status_code == 404
 
 
-def test_expiry_and_study_deletion_delete_the_copy(cloud, owner):
+def test_expiry_and_study_deletion_delete_the_copy(cloud_env, owner):
+    cloud = cloud_env  # the emulator settings in os.environ (run_scheduled publishes)
     seeded = seed_study(cloud, owner.uid, instances_per_series=(1,), previews=False)
     expiring = create_share(cloud, owner, seeded.study_key, deidentified=True)
     kept = create_share(cloud, owner, seeded.study_key, deidentified=True)
