@@ -290,8 +290,6 @@ LOCATIONS: tuple[Location, ...] = (
                      "the export leaves the hashes out)"),
     owned_collection("download_links", "download_links", "single-use study ZIP download "
                      "links (study key, times; the token only as its hash)"),
-    owned_collection("download_links", "download_links", "single-use study ZIP download "
-                     "links (study key, times; the token only as its hash)"),
     object_prefix("exports", "derived", "exports/{uid}/", "earlier export archives",
                   export=False),
     object_prefix("instance_objects", "instances", "{uid}/",
