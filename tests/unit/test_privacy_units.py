@@ -293,3 +293,8 @@ def test_an_archive_written_over_several_runs_is_one_zip_that_reads_back(tmp_pat
     assert summary["files"] == 2 and summary["documents"] == 3
     # Streamed: every member used a data descriptor (nothing was ever rewound).
     assert all(info.flag_bits & 0x08 for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
+
+
+def test_every_registry_location_is_listed_once():
+    names = [loc.name for loc in personal_data.LOCATIONS]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
