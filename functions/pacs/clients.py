@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +81,17 @@ def build_clients(settings: Settings) -> Clients:
     return Clients(firestore_client, storage_client, publisher, app, settings)
 
 
-@functools.lru_cache(maxsize=1)
+_first_build = threading.Lock()
+
+
 def default_clients() -> Clients:
-    """Process-wide clients for entry points (built on first request, not at import)."""
+    """Process-wide clients for entry points (built on first request, not at import). Built
+    once under a lock: the first events arrive together on several threads, and two builds
+    at once collide in ``firebase_admin.initialize_app`` (a 500 and a redelivery each)."""
+    with _first_build:
+        return _build_default_clients()
+
+
+@functools.lru_cache(maxsize=1)
+def _build_default_clients() -> Clients:
     return build_clients(get_settings())
