@@ -14,7 +14,7 @@ from pacs_cli.errors import CliError
 # handler returns (JSON-able result, human text) or raises CliError.
 COMMAND_MODULES = ("pacs_cli.cmd_account", "pacs_cli.cmd_upload")
 OPTIONAL_MODULES = ("pacs_cli.cmd_studies", "pacs_cli.cmd_links", "pacs_cli.cmd_privacy",
-                    "pacs_cli.cmd_keys")
+                    "pacs_cli.cmd_download", "pacs_cli.cmd_keys")
 
 
 def build_parser() -> argparse.ArgumentParser:
