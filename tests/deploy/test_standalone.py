@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy import plan as planmod
 from localcloud.stack import free_port
 from tests.deploy.conftest import ROOT
 from tests.deploy.test_requirements import LAZY_ONLY
@@ -66,11 +67,13 @@ def _python312() -> str:
 
 
 def _clean_env(home: Path) -> dict[str, str]:
-    """No credentials, no emulators, no metadata server."""
+    """No credentials, no emulators, no metadata server; the policy version the deploy plan
+    sets on every function (a staged function cannot read ../shared)."""
     config = home / "gcloud"
     config.mkdir(parents=True, exist_ok=True)
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
             "GOOGLE_CLOUD_PROJECT": PROJECT, "CLOUDSDK_CONFIG": str(config),
+            "PACS_POLICY_VERSION": planmod.policy_version(),
             "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
             "NO_GCE_CHECK": "True", "PYTHONUNBUFFERED": "1"}
 

@@ -36,7 +36,6 @@ from pacs.dicom import header as dicom_header
 from pacs.dicom.frames import FramesUnavailable, frame_table
 from pacs.dicom.json_header import BASE as INSTANCE_BASE
 from pacs.dicom.json_header import dataset_json
-from pacs.errors import TransientError
 from pacs.indexing import catalog
 from pacs.locations import delete_objects
 
@@ -127,13 +126,18 @@ def _load(bucket: Any, pointer: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _heads(clients: Clients, docs: list[dict[str, Any]]) -> list[bytes]:
+def _heads(clients: Clients, docs: list[dict[str, Any]]) -> list[bytes | None]:
     bucket = clients.storage.bucket(clients.settings.instances_bucket)
 
-    def head(doc: dict[str, Any]) -> bytes:
+    def head(doc: dict[str, Any]) -> bytes | None:
+        from google.api_core.exceptions import NotFound
+
         blob = bucket.blob(doc["object"], generation=int(doc["generation"]))
         end = min(int(doc["size"]), HEAD_BYTES) - 1
-        return blob.download_as_bytes(start=0, end=end, checksum=None) if end >= 0 else b""
+        try:
+            return blob.download_as_bytes(start=0, end=end, checksum=None) if end >= 0 else b""
+        except NotFound:
+            return None  # this generation is gone: recorded as such, the rest is built
 
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         return list(pool.map(head, docs))
@@ -161,16 +165,19 @@ def rebuild(clients: Clients, uid: str, study: str, series: str, docs: list[dict
             and all(previous[k]["g"] == str(d["generation"]) for k, d in wanted.items())):
         return "unchanged"
     fresh = [d for k, d in wanted.items() if previous.get(k, {}).get("g") != str(d["generation"])]
-    try:
-        heads = _heads(clients, fresh)
-    except NotFound:
-        raise TransientError("an instance object is gone or replaced; settle again") from None
+    heads = _heads(clients, fresh)
     entries = {k: previous[k] for k in wanted if k not in {d["key"] for d in fresh}}
-    try:
-        for doc, head in zip(fresh, heads, strict=True):
-            entries[doc["key"]] = _entry(clients, doc, head)
-    except NotFound:  # deleted meanwhile (a deletion or erasure): settle again decides
-        raise TransientError("an instance object is gone or replaced; settle again") from None
+    for doc, head in zip(fresh, heads, strict=True):
+        # An object whose recorded generation is gone (deleted, replaced, or never stored:
+        # the reconcile job removes such documents and settles again) is an entry with its
+        # reason, like an unreadable header: one missing object never holds up the series.
+        try:
+            entries[doc["key"]] = _entry(clients, doc, head) if head is not None else None
+        except NotFound:
+            entries[doc["key"]] = None
+        if entries[doc["key"]] is None:
+            entries[doc["key"]] = {"g": str(doc["generation"]), "n": doc.get("InstanceNumber"),
+                                   "e": "object_missing"}
     return _write(clients, uid, study, series, ref, pointer, entries, computed_at)
 
 
