@@ -3,9 +3,10 @@
 - ``Authorization: Bearer <Firebase ID token>``, verified with ``check_revoked``: the
   account's own user, scope ``read-write``.
 - ``Authorization: Bearer pacsk_…``: an API key (:mod:`pacs.keys.api_keys`), with its
-  scope. The use is counted in the key's access record of the day, in a transaction that
-  reads the owner's erasure marker, the account's restriction flag and the key again, so
-  a revocation, a restriction or an erasure refuses every request that commits after it.
+  scope. Each request reads the key, the account's restriction flag and the owner's erasure
+  marker again (one round trip), so a revocation, a restriction or an erasure refuses every
+  request after it; the use is counted in the key's access record of the day, written
+  blind and checked against the erasure marker after (:func:`_count`).
 - ``X-Share-Token: <token>`` with ``X-Share-View: <view>``: a share (read-only, exactly one
   study). The view is what ``POST /share/manifest`` returns when it counts a view, so
   DICOMweb honours the share's expiry, revocation, view limit and restriction exactly as
@@ -117,20 +118,25 @@ def _api_key(clients: Any, token: str, client: access_log.ClientInfo, now: datet
     uid = doc["owner"]
     ref = api_keys.key_ref(fs, key_id)
     user = fs.collection("users").document(uid)
+    marker = markers.erasure_marker_ref(fs, hash_key, uid)
+    snaps = {s.reference.path: s for s in fs.get_all([ref, user, marker])}
+    if snaps[marker.path].exists:
+        raise _erasing()
+    user_snap, key_snap = snaps[user.path], snaps[ref.path]
+    restricted = user_snap.exists and (user_snap.to_dict() or {}).get("restricted") is True
+    current = api_keys.check_key(key_id, key_snap.to_dict() if key_snap.exists else None,
+                                 secret, hash_key, now, restricted)
+    record_id = access_log.daily_id("k", key_id, now)
 
-    def write(transaction: Any, key_snap: Any, user_snap: Any) -> dict[str, Any]:
-        restricted = user_snap.exists and (user_snap.to_dict() or {}).get("restricted") is True
-        current = api_keys.check_key(key_id, key_snap.to_dict() if key_snap.exists else None,
-                                     secret, hash_key, now, restricted)
-        access_log.daily_write(transaction, fs, record_id=access_log.daily_id("k", key_id, now),
-                               owner=uid, study_key=None, kind="api_key_used", actor=key_id,
-                               actor_type="api_key", client=client, at=now)
+    def count(batch: Any) -> None:
+        access_log.daily_write(batch, fs, record_id=record_id, owner=uid, study_key=None,
+                               kind="api_key_used", actor=key_id, actor_type="api_key",
+                               client=client, at=now)
         last = current.get("last_used_at")
         if not isinstance(last, datetime) or now - last >= api_keys.LAST_USE_STEP:
-            transaction.update(ref, {"last_used_at": now})
-        return current
+            batch.update(ref, {"last_used_at": now})
 
-    current = _guarded(fs, hash_key, uid, write, (ref, user))
+    _count(fs, hash_key, uid, record_id, count)
     return Credential(uid, current["scope"], API_KEY, key_id)
 
 
@@ -142,22 +148,38 @@ def _share(clients: Any, token: str, view: str | None, client: access_log.Client
                         "(POST /share/manifest) first", code="share_view_required")
     share_id, doc, study = shares.open_view(fs, hash_key, token, view, now)
     owner, study_key = doc["owner"], doc["study_key"]
+    if markers.erasure_pending(fs, hash_key, owner):
+        raise _erasing()
+    record_id = access_log.daily_id("s", share_id, now)
 
-    def write(transaction: Any) -> None:
-        access_log.daily_write(transaction, fs,
-                               record_id=access_log.daily_id("s", share_id, now), owner=owner,
+    def count(batch: Any) -> None:
+        access_log.daily_write(batch, fs, record_id=record_id, owner=owner,
                                study_key=study_key, kind="share_dicomweb", actor=share_id,
                                actor_type="share", client=client, at=now)
 
-    _guarded(fs, hash_key, owner, write, ())
+    _count(fs, hash_key, owner, record_id, count)
     study_uid = study.get("StudyInstanceUID")
     if not study_uid or ids.study_key(hash_key, owner, study_uid) != study_key:
         raise shares.share_not_found()
     return Credential(owner, api_keys.READ, SHARE, share_id, study_key, study_uid)
 
 
-def _guarded(fs: Any, hash_key: bytes, uid: str, write: Any, reads: tuple[Any, ...]) -> Any:
-    try:
-        return markers.guarded_write(fs, hash_key, uid, write, reads)
-    except markers.ErasureBegan:
-        raise Forbidden("this account is being erased", code="erasure_in_progress") from None
+def _erasing() -> Forbidden:
+    return Forbidden("this account is being erased", code="erasure_in_progress")
+
+
+def _count(fs: Any, hash_key: bytes, uid: str, record_id: str, count: Any) -> None:
+    """Count a use in the credential's record of the day. That record (and the key) is read
+    by every request of a viewer's burst, so it is written first, blind (an increment), and
+    the erasure marker checked after (:func:`pacs.markers.refusal`): a transaction reading
+    it aborted under a dozen parallel requests (500 after five attempts). An erasure that
+    began meanwhile takes the record back and refuses the request."""
+    batch = fs.batch()
+    count(batch)
+    batch.commit()
+    if markers.refusal(fs, hash_key, uid) == "erased":
+        for collection in (access_log.COLLECTION, access_log.CLIENTS):
+            fs.collection(collection).document(record_id).delete()
+        raise _erasing()
+
+
