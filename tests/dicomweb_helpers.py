@@ -77,14 +77,17 @@ def values(item: dict[str, Any], tag: str) -> list[Any]:
     return list(item.get(tag, {}).get("Value") or [])
 
 
-def ingest(cloud: LocalCloud, user: User, originals: list[Original]) -> None:
+def ingest(cloud: LocalCloud, user: User, originals: list[Original],
+           totals: dict[str, int] | None = None) -> None:
     """Upload the files as one ZIP through create_upload and the session; wait until every
-    instance is indexed and every study of the user carries its settled counts."""
+    instance is indexed and every study of the user carries its settled counts: ``totals``
+    (StudyInstanceUID → instances) when the user's studies already held instances, else
+    the counts of these files."""
     data = zip_bytes([(f"f{i:03d}.dcm", o.data) for i, o in enumerate(originals)])
     record = wait_final(cloud, upload_bytes(cloud, user, data, "studies.zip", "application/zip"))
     assert record["status"] == "complete", record
     wait_settled(cloud, user.uid, len(originals))
-    expected = {uid: len(s.files) for uid, s in studies_of(originals).items()}
+    expected = totals or {uid: len(s.files) for uid, s in studies_of(originals).items()}
     fs = cloud.clients().firestore
 
     def counted():
