@@ -114,15 +114,30 @@ def make_copy(clients: Any, uid: str, study_key: str, share_id: str) -> dict[str
     left_out: Counter[str] = Counter()
     copied, size, study_uid = 0, 0, ""
     share_ref = fs.collection("shares").document(share_id)
+    from google.api_core.exceptions import NotFound as ObjectGone
+    from google.api_core.exceptions import PreconditionFailed
+
     instances = _instances(fs, uid, study_key)
     _check_quota(clients, uid, sum(int(doc.get("size") or 0) for _s, _i, doc in instances))
     try:
+        # An erasure or deletion that already began refuses before anything is read (its
+        # writers may be deleting the very objects this would copy).
+        markers.raise_refusal(markers.refusal(fs, settings.hash_key, uid, study_key),
+                              uid, study_key)
         for _series_key, instance_key, doc in instances:
             if int(doc.get("size") or 0) > MAX_INSTANCE_BYTES:
                 left_out["too_large"] += 1
                 continue
-            data = source.blob(ids.instance_object(uid, study_key, instance_key)).download_as_bytes(
-                if_generation_match=int(doc["generation"]))
+            try:
+                data = source.blob(ids.instance_object(uid, study_key, instance_key)
+                                   ).download_as_bytes(if_generation_match=int(doc["generation"]))
+            except (ObjectGone, PreconditionFailed):
+                # Deleted or replaced since it was indexed: an erasure or deletion that
+                # began meanwhile refuses; otherwise the instance is left out, named.
+                markers.raise_refusal(markers.refusal(fs, settings.hash_key, uid, study_key),
+                                      uid, study_key)
+                left_out["object_missing"] += 1
+                continue
             result = deid.copy(data)
             if result.data is None:
                 left_out[result.left_out or "unreadable"] += 1
