@@ -193,8 +193,7 @@ def delete_study_document(target: StudyTarget) -> int:
 
 
 def delete_previews(target: StudyTarget) -> int:
-    """Preview images of the study's series and the series' WADO-RS metadata and frame
-    index objects beside them (derived bucket, one prefix)."""
+    """Series previews and the WADO-RS metadata objects beside them (derived bucket)."""
     prefix = _study_prefix(ids.preview_object(target.uid, target.study_key, "x"))
     return delete_prefix(target.clients.storage, target.settings.derived_bucket, prefix)
 
