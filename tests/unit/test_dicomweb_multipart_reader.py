@@ -100,8 +100,26 @@ def test_an_endless_body_is_cut_at_the_limit():
     assert reader.bytes_read <= (1 << 20) + mr.READ_CHUNK
 
 
+ORTHANC_BOUNDARY = ("fdbdeff8-9bf6-4168-abba-6efc5beb813f-"  # Orthanc's plugin: 73 characters
+                    "fdbdeff8-9bf6-4168-abba-6efc5beb813f")
+
+
 @pytest.mark.parametrize(("boundary", "ok"), [("abc", True), ("a" * 70, True),
-                                               ("a" * 71, False), ("", False),
+                                               (ORTHANC_BOUNDARY, True), ("a" * 128, True),
+                                               ("a" * 129, False), ("", False),
                                                ("bad\r\n", False), ("ends ", False)])
 def test_boundary_syntax(boundary, ok):
     assert mr.valid_boundary(boundary) is ok
+
+
+def test_orthanc_plugin_stow_framing_is_read():
+    """Orthanc's DICOMweb plugin 1.7 frames a STOW body like this (captured from it): a
+    73-character boundary, Content-Type and Content-Length part headers, no preamble."""
+    payloads = [os.urandom(39206), os.urandom(100)]
+    body = b"".join(b"--" + ORTHANC_BOUNDARY.encode() + b"\r\nContent-Type: application/dicom\r\n"
+                    + f"Content-Length: {len(p)}\r\n\r\n".encode() + p + b"\r\n"
+                    for p in payloads) + b"--" + ORTHANC_BOUNDARY.encode() + b"--\r\n"
+    ctype = f'multipart/related; type="application/dicom"; boundary={ORTHANC_BOUNDARY}'
+    media, params = mr.parse_media_type(ctype)
+    assert media == "multipart/related" and mr.valid_boundary(params["boundary"])
+    assert [data for _, data in read_all(body, params["boundary"], step=4096)] == payloads

@@ -21,7 +21,9 @@ from pacs.http import BodyTooLarge
 READ_CHUNK = 64 * 1024
 MAX_PREAMBLE_BYTES = 8 * 1024
 MAX_PART_HEADER_BYTES = 8 * 1024
-MAX_BOUNDARY_CHARS = 70  # RFC 2046
+# RFC 2046 allows 70 characters; Orthanc's DICOMweb plugin (1.7, Debian 12) sends STOW
+# bodies with 73 (two UUIDs joined by "-"), so up to 128 are read: still a bounded search.
+MAX_BOUNDARY_CHARS = 128
 _BCHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ")
 
 
@@ -59,7 +61,8 @@ def parse_media_type(value: str | None) -> tuple[str, dict[str, str]]:
 
 
 def valid_boundary(boundary: str) -> bool:
-    """A boundary RFC 2046 allows: 1-70 characters of its set, not ending in a space."""
+    """A boundary of RFC 2046's characters, not ending in a space, 1-128 characters long
+    (RFC 2046 says 70; Orthanc's plugin sends 73)."""
     return (0 < len(boundary) <= MAX_BOUNDARY_CHARS and not boundary.endswith(" ")
             and all(c in _BCHARS for c in boundary))
 
