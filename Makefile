@@ -10,9 +10,9 @@ STAMP_WEB := web/node_modules/.installed
 WEB_SRC := $(shell find web/src web/index.html web/vite.config.ts web/vite-licences.ts web/licences web/tsconfig.json -type f 2>/dev/null)
 POLICY := $(wildcard ../shared/privacy-policy.txt)
 
-.PHONY: install dev up down status test test-unit lint bench lock deploy clean web chromium
+.PHONY: install dev up down status test test-unit lint bench lock deploy clean web chromium orthanc
 
-install: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WEB) chromium
+install: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WEB) chromium orthanc
 
 $(STAMP_PY): requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -32,6 +32,12 @@ $(STAMP_WEB): web/package.json web/package-lock.json
 # not work here); installed once, as root.
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+# Orthanc 1.10 and its DICOMweb plugin (Debian's packages) for the Orthanc peer test and
+# the bench's anchors (tests/orthanc_peer.py, bench/orthanc.py); installed once, as root.
+# Each run starts its own Orthanc with its own config: the packaged service is not used.
+orthanc:
+	@test -x /usr/sbin/Orthanc -a -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb; }
 
 # The web client (Vite build into web/dist, served by the local hosting server and Hosting),
 # then the OHIF Viewer into web/dist/ohif (the pinned npm tarball, integrity checked, cached
@@ -71,7 +77,6 @@ lint: install
 # BENCH_ARGS: see `python -m bench --help` (e.g. BENCH_ARGS="--workloads W1 --no-search").
 BENCH_ARGS ?= --big-archive-gb 2
 bench: install
-	test -x /usr/sbin/Orthanc || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc)
 	PYTHONPATH=functions:. $(PY) -m bench $(BENCH_ARGS)
 
 # Dry run (prints every command) unless APPLY=1; see docs/deploy.md.
