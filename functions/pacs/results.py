@@ -61,6 +61,8 @@ MESSAGES = {
     "truncated_part": "The request ended in the middle of this instance; send it again.",
     "time_budget": "The request ran out of time before this instance could be stored; send it "
                    "again (in a smaller batch).",
+    "restricted": "Processing of this study or of your account is restricted; nothing is added "
+                  "to it until the restriction is lifted.",
 }
 
 

@@ -79,7 +79,7 @@ def _instance(clients: Clients, uid: str, study_uid: str, series_uid: str, sop_u
               ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(instance document, series metadata pointer) of one of the caller's instances."""
     fs, key = clients.firestore, clients.settings.hash_key
-    owned = qido.owned_series(fs, key, uid, study_uid, series_uid)
+    owned = qido.owned_series(fs, key, uid, study_uid, series_uid, opening=True)
     if owned is None or not qido.is_uid(sop_uid):
         raise _not_found()
     instance = ids.instance_key(key, uid, sop_uid)

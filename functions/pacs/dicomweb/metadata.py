@@ -58,18 +58,16 @@ def _pointers(clients: Clients, uid: str, study_uid: str,
     """The metadata pointers of the caller's series (one, or every series of the study)."""
     fs, key = clients.firestore, clients.settings.hash_key
     if series_uid is not None:
-        owned = qido.owned_series(fs, key, uid, study_uid, series_uid)
+        owned = qido.owned_series(fs, key, uid, study_uid, series_uid, opening=True)
         if owned is None:
             raise _not_found()
         snap = catalog.series_ref(fs, *owned).get(field_paths=["metadata"])
         docs = [(snap.to_dict() or {}) if snap.exists else {}]
     else:
-        if not qido.is_uid(study_uid):
+        opened = qido.open_study(fs, key, uid, study_uid)
+        if opened is None:
             raise _not_found()
-        study = ids.study_key(key, uid, study_uid)
-        snap = catalog.study_ref(fs, study).get(field_paths=["owner"])
-        if not snap.exists or (snap.to_dict() or {}).get("owner") != uid:
-            raise _not_found()
+        study = opened[0]
         docs = [s.to_dict() or {} for s in catalog.study_ref(fs, study).collection(
             "series").select(["owner", "metadata", "SeriesNumber"]).stream()
             if (s.to_dict() or {}).get("owner") == uid]

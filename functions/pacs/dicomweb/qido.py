@@ -21,6 +21,7 @@ from typing import Any
 
 from pacs import ids
 from pacs.dicomweb import attributes, matching, study_match
+from pacs.errors import Forbidden
 from pacs.indexing import catalog
 
 DEFAULT_LIMIT = 100
@@ -204,18 +205,41 @@ def is_uid(value: str) -> bool:
     return len(value) <= 64 and bool(_UID.fullmatch(value))
 
 
-def _owned_study(firestore: Any, hash_key: bytes, uid: str, study_uid: str
-                 ) -> tuple[str, dict[str, Any]] | None:
+def _owned_study(firestore: Any, hash_key: bytes, uid: str, study_uid: str,
+                 opening: bool = False) -> tuple[str, dict[str, Any]] | None:
     """The caller's study of this UID (key and document), or None: unknown UIDs, malformed
-    ones and other users' are all simply absent."""
+    ones and other users' are all simply absent. ``opening``: see :func:`open_study`."""
     if not is_uid(study_uid):
         return None
     key = ids.study_key(hash_key, uid, study_uid)
-    snap = catalog.study_ref(firestore, key).get()
+    ref = catalog.study_ref(firestore, key)
+    if opening:  # the account's flag comes in the same round trip as the study
+        user = firestore.collection("users").document(uid)
+        snaps = {s.reference.path: s for s in firestore.get_all([ref, user])}
+        snap, account = snaps[ref.path], snaps[user.path]
+    else:
+        snap, account = ref.get(), None
     doc = snap.to_dict() if snap.exists else None
     if not doc or doc.get("owner") != uid:
         return None
+    if opening and (doc.get("restricted") is True or (
+            account is not None and account.exists
+            and (account.to_dict() or {}).get("restricted") is True)):
+        raise Forbidden("processing of this study or account is restricted: it is listed "
+                        "but not retrieved, rendered or added to", code="restricted")
     return key, doc
+
+
+def open_study(firestore: Any, hash_key: bytes, uid: str, study_uid: str
+               ) -> tuple[str, dict[str, Any]] | None:
+    """:func:`_owned_study` for reading the study beyond its listing (retrieve, metadata,
+    frames, bulk data, rendered, thumbnails): 403 ``restricted`` while processing of the
+    account (``users/{uid}.restricted``) or the study (``studies/{key}.restricted``) is
+    restricted, as :func:`pacs.links.manifests.check_not_restricted` refuses the viewer.
+    Both flags are read in one batched read with the study document, so opening costs no
+    round trip more than finding the study (searches still list a restricted study:
+    storage goes on). Other users' studies are None first (404, never 403)."""
+    return _owned_study(firestore, hash_key, uid, study_uid, opening=True)
 
 
 def _number_order(field_name: str, uid_field: str) -> Callable[[Mapping[str, Any]], tuple]:
@@ -278,10 +302,11 @@ def search_series(firestore: Any, hash_key: bytes, uid: str, study_uid: str,
         retrieve_base, study_uid, d.get("SeriesInstanceUID")), keywords) for d in page]
 
 
-def owned_series(firestore: Any, hash_key: bytes, uid: str, study_uid: str, series_uid: str
-                 ) -> tuple[str, str] | None:
-    """(study key, series key) of the caller's series, or None (absent, not the caller's)."""
-    owned = _owned_study(firestore, hash_key, uid, study_uid)
+def owned_series(firestore: Any, hash_key: bytes, uid: str, study_uid: str, series_uid: str,
+                 opening: bool = False) -> tuple[str, str] | None:
+    """(study key, series key) of the caller's series, or None (absent, not the caller's).
+    ``opening``: 403 ``restricted`` as :func:`open_study`."""
+    owned = _owned_study(firestore, hash_key, uid, study_uid, opening)
     if owned is None or not is_uid(series_uid):
         return None
     series = ids.series_key(hash_key, uid, series_uid)

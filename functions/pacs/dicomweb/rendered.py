@@ -82,7 +82,7 @@ def render_instance(clients: Clients, uid: str, study_uid: str, series_uid: str,
     size_limit = _viewport(items, THUMBNAIL_SIZE if thumbnail else RENDERED_MAX)
     choose(accept, [Offer(JPEG), Offer(PNG)])  # 406 before any read
     fs, settings = clients.firestore, clients.settings
-    owned = qido.owned_series(fs, settings.hash_key, uid, study_uid, series_uid)
+    owned = qido.owned_series(fs, settings.hash_key, uid, study_uid, series_uid, opening=True)
     if owned is None or not qido.is_uid(sop_uid):
         raise _not_found()
     snap = catalog.instance_ref(fs, *owned, ids.instance_key(settings.hash_key, uid,
@@ -116,18 +116,15 @@ def stored_thumbnail(clients: Clients, uid: str, study_uid: str, series_uid: str
     fs, settings = clients.firestore, clients.settings
     doc: dict[str, Any] | None
     if series_uid is not None:
-        owned = qido.owned_series(fs, settings.hash_key, uid, study_uid, series_uid)
+        owned = qido.owned_series(fs, settings.hash_key, uid, study_uid, series_uid,
+                                  opening=True)
         if owned is None:
             raise _not_found()
         snap = catalog.series_ref(fs, *owned).get(field_paths=["preview"])
+        doc = snap.to_dict() if snap.exists else None
     else:
-        if not qido.is_uid(study_uid):
-            raise _not_found()
-        snap = catalog.study_ref(fs, ids.study_key(settings.hash_key, uid, study_uid)).get(
-            field_paths=["owner", "preview"])
-        if snap.exists and (snap.to_dict() or {}).get("owner") != uid:
-            raise _not_found()
-    doc = snap.to_dict() if snap.exists else None
+        opened = qido.open_study(fs, settings.hash_key, uid, study_uid)
+        doc = opened[1] if opened is not None else None
     if doc is None:
         raise _not_found()
     preview_state = doc.get("preview") or {}

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from pacs import markers, results
+from pacs import ids, markers, results
 from pacs.clients import Clients
 from pacs.dicomweb import attributes, qido
 from pacs.dicomweb.multipart_reader import (
@@ -66,11 +66,13 @@ DOES_NOT_MATCH = 0xA900  # also: the part's StudyInstanceUID is not the one in t
 CANNOT_UNDERSTAND = 0xC000
 PROCESSING_FAILURE = 0x0110
 DUPLICATE_SOP_INSTANCE = 0x0111  # same SOP Instance UID, other content: the first is kept
+NOT_AUTHORIZED = 0x0124  # processing of the account or the part's study is restricted
 REASONS = {
     "quota_exceeded": OUT_OF_RESOURCES, "rate_limited": OUT_OF_RESOURCES,
     "byte_rate_limited": OUT_OF_RESOURCES, "time_budget": OUT_OF_RESOURCES,
     "study_uid_mismatch": DOES_NOT_MATCH,
     results.CONFLICT: DUPLICATE_SOP_INSTANCE, "study_deleted": PROCESSING_FAILURE,
+    "restricted": NOT_AUTHORIZED,
 }
 TAGS = {"FailureReason": ("00081197", "US"), "FailedSOPSequence": ("00081198", "SQ"),
         "ReferencedSOPSequence": ("00081199", "SQ"),
@@ -106,6 +108,34 @@ class StowAnswer:
     study: str | None = None  # the first stored part's study
     referenced: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Restrictions:
+    """Whether a part's study may take new instances: not while processing of the account
+    (``users/{uid}.restricted``) or of that study (``studies/{key}.restricted``) is
+    restricted. One batched read for the first study (with the account's flag), one read
+    per further study of the request; parts of a study already seen cost nothing."""
+
+    def __init__(self, firestore: Any, hash_key: bytes, uid: str) -> None:
+        self._fs, self._hash_key, self._uid = firestore, hash_key, uid
+        self._account: bool | None = None
+        self._studies: dict[str, bool] = {}
+
+    def __call__(self, study_uid: Any) -> bool:
+        if not isinstance(study_uid, str) or not qido.is_uid(study_uid):
+            return False  # ingest refuses the part for its own reason
+        if study_uid not in self._studies:
+            study = catalog.study_ref(self._fs, ids.study_key(self._hash_key, self._uid,
+                                                              study_uid))
+            user = self._fs.collection("users").document(self._uid)
+            refs = [study] if self._account is not None else [study, user]
+            flags = {snap.reference.path: snap.exists and (snap.to_dict() or {}).get(
+                "restricted") is True
+                for snap in self._fs.get_all(refs, field_paths=["restricted"])}
+            if self._account is None:
+                self._account = flags[user.path]
+            self._studies[study_uid] = flags[study.path]
+        return bool(self._account) or self._studies[study_uid]
 
 
 def _el(name: str, value: Any) -> dict[str, Any]:
@@ -250,6 +280,7 @@ def _ingest(clients: Clients, uid: str, upload_id: str, request: StowRequest,
     recorder = results.Recorder(clients.firestore, clients.settings.hash_key, uid, upload_id,
                                 now)
     parents = catalog.ParentDocuments(clients.settings.hash_key)
+    restricted = _Restrictions(clients.firestore, clients.settings.hash_key, uid)
     answer = StowAnswer(200, {})
     parts, reader = _parts(request)
     single = None
@@ -259,7 +290,8 @@ def _ingest(clients: Clients, uid: str, upload_id: str, request: StowRequest,
             single = part if reader is None else None
             late = time.monotonic() - started > TIME_BUDGET_SECONDS
             result, fields = _one(clients, batch, index, part, request.study_uid, parents, now,
-                                  refuse="time_budget" if late else None)
+                                  refuse="time_budget" if late else None,
+                                  restricted=restricted)
             recorder.add(result)
             _answer_part(answer, request.base_url, result, fields)
             if result.reason == "truncated_part":
@@ -292,10 +324,12 @@ def _finish(clients: Clients, batch: pipeline.Batch, record: Any, recorder: Any,
 
 def _one(clients: Clients, batch: pipeline.Batch, index: int, part: Any,
          study_uid: str | None, parents: catalog.ParentDocuments | None,
-         now: Callable[[], datetime] = lambda: datetime.now(UTC), refuse: str | None = None
+         now: Callable[[], datetime] = lambda: datetime.now(UTC), refuse: str | None = None,
+         restricted: Callable[[Any], bool] | None = None
          ) -> tuple[FileResult, dict[str, Any]]:
     """Ingest one part; (its result, the header fields it had, if any were read).
-    ``refuse``: a reason that refuses the part once its header is read (nothing stored)."""
+    ``refuse``: a reason that refuses the part once its header is read (nothing stored);
+    ``restricted``: whether the part's study takes no new instances (reason ``restricted``)."""
     seen: dict[str, Any] = {}
 
     def inspect(header: Any) -> str | None:
@@ -304,6 +338,8 @@ def _one(clients: Clients, batch: pipeline.Batch, index: int, part: Any,
             return refuse
         if study_uid is not None and header.fields.get("StudyInstanceUID") != study_uid:
             return "study_uid_mismatch"
+        if restricted is not None and restricted(header.fields.get("StudyInstanceUID")):
+            return "restricted"
         return None
 
     try:

@@ -28,7 +28,6 @@ from pacs.dicomweb import multipart, qido
 from pacs.dicomweb.negotiation import MULTIPART, NotAcceptable, Offer, parse_accept, quality
 from pacs.errors import NotFound
 from pacs.indexing import catalog
-from pacs.links import manifests
 from pacs.zip import writer
 
 CHUNK_BYTES = 1024 * 1024
@@ -71,15 +70,6 @@ def _by_number(docs: list[dict[str, Any]], number: str, uid: str) -> list[dict[s
     return sorted(docs, key=order)
 
 
-def _owned_study_key(fs: Any, key: bytes, uid: str, study_uid: str) -> str | None:
-    """The caller's study key for this UID, or None (malformed, unknown, not theirs)."""
-    if not qido.is_uid(study_uid):
-        return None
-    study_key = ids.study_key(key, uid, study_uid)
-    snap = catalog.study_ref(fs, study_key).get(field_paths=["owner"])
-    return study_key if snap.exists and (snap.to_dict() or {}).get("owner") == uid else None
-
-
 def _instances_of(fs: Any, uid: str, study_key: str, series_key: str,
                   only: str | None = None) -> list[dict[str, Any]]:
     ref = catalog.series_ref(fs, study_key, series_key).collection("instances")
@@ -100,10 +90,10 @@ def list_instances(clients: Clients, uid: str, study_uid: str, series_uid: str |
     of the account or the study is restricted, as the viewer and share links are."""
     fs, key = clients.firestore, clients.settings.hash_key
     what = "instance" if sop_uid else "series" if series_uid else "study"
-    study_key = _owned_study_key(fs, key, uid, study_uid)
-    if study_key is None:
+    owned = qido.open_study(fs, key, uid, study_uid)  # 403 restricted, as the viewer
+    if owned is None:
         raise _not_found(what)
-    manifests.check_not_restricted(fs, uid, study_key)  # 403 restricted, as the viewer
+    study_key = owned[0]
     if series_uid is None:
         series = [s.to_dict() or {} for s in catalog.study_ref(fs, study_key).collection(
             "series").select(["owner", "SeriesInstanceUID", "SeriesNumber"]).stream()]
