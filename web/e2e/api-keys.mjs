@@ -2,25 +2,9 @@
 // created on a fresh sign-in is shown once, opens /dicomweb from the page, is gone from the
 // page after a reload, and is refused once revoked from its row.
 // Usage: node e2e/api-keys.mjs '<json args>'; prints "RESULT {json}" on success.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { newPage, runScript, screenshot, scriptArgs, signIn } from './browser.mjs';
 
-const args = JSON.parse(process.argv[2] ?? '{}');
-const artifacts = args.artifacts ?? 'test-artifacts';
-mkdirSync(artifacts, { recursive: true });
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-
-async function signIn(page) {
-  await page.goto(`${args.url}/signin`);
-  await page.waitForSelector('html[data-ready="true"]');
-  const banner = page.getByTestId('consent-banner');
-  if (await banner.isVisible().catch(() => false)) await page.getByTestId('consent-reject').click();
-  await page.getByLabel('Email').fill(args.email);
-  await page.getByLabel('Password').fill(args.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL('**/studies');
-}
+const args = scriptArgs();
 
 // A DICOMweb search from the page with the key as the bearer (the browser's own fetch).
 const search = (page, key) => page.evaluate(async (k) => {
@@ -29,15 +13,9 @@ const search = (page, key) => page.evaluate(async (k) => {
   return { status: r.status, body: await r.text() };
 }, key);
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-page.setDefaultTimeout(30_000);
-const errors = [];
-page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-try {
-  await signIn(page);
+await runScript(args, 'api-keys', async (browser) => {
+  const { page, errors: allErrors } = await newPage(browser);
+  await signIn(page, args.url, args.email, args.password);
   await page.getByRole('link', { name: 'Privacy', exact: true }).click();
   await page.getByTestId('key-name').fill(args.keyName);
   await page.getByTestId('key-scope').selectOption('read');
@@ -48,7 +26,7 @@ try {
   const row = page.locator('[data-testid=key-row]', { hasText: args.keyName });
   await row.waitFor();
   const created = { status: await row.getAttribute('data-status'), text: await row.innerText() };
-  await shot(page, 'api-keys-1-created');
+  await screenshot(args, page, 'api-keys-1-created');
   const withKey = await search(page, key);
 
   await page.reload();
@@ -58,15 +36,8 @@ try {
   const afterUse = await row.innerText();
   await row.getByTestId('key-revoke').click();
   await page.locator('[data-testid=key-row][data-status=revoked]', { hasText: args.keyName }).waitFor();
-  await shot(page, 'api-keys-2-revoked');
+  await screenshot(args, page, 'api-keys-2-revoked');
   const revoked = await search(page, key);
-  console.log('RESULT ' + JSON.stringify({ key, created, withKey, keyInPageAfterReload, afterUse,
-    revoked, errors }));
-} catch (err) {
-  console.error(err?.stack ?? String(err));
-  process.exitCode = 1;
-  await shot(page, 'failure-api-keys').catch(() => {});
-  console.error((await page.locator('body').innerText().catch(() => '')).slice(0, 3000));
-} finally {
-  await browser.close();
-}
+  const errors = allErrors.filter((e) => e.startsWith('pageerror'));
+  return { key, created, withKey, keyInPageAfterReload, afterUse, revoked, errors };
+});

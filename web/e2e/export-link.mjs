@@ -2,26 +2,10 @@
 // a link is minted when the export just requested is ready, and a later download, once the
 // sign-in is no longer recent, asks for the password again before it starts.
 // Usage: node e2e/export-link.mjs '<json args>'; prints "RESULT {json}" on success.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { log, newPage, runScript, screenshot, scriptArgs, signIn } from './browser.mjs';
 
-const args = JSON.parse(process.argv[2] ?? '{}');
-const artifacts = args.artifacts ?? 'test-artifacts';
-mkdirSync(artifacts, { recursive: true });
-const shot = (page, name, fullPage = true) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage });
-const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
-
-async function signIn(page) {
-  await page.goto(`${args.url}/signin`);
-  await page.waitForSelector('html[data-ready="true"]');
-  const banner = page.getByTestId('consent-banner');
-  if (await banner.isVisible().catch(() => false)) await page.getByTestId('consent-reject').click();
-  await page.getByLabel('Email').fill(args.email);
-  await page.getByLabel('Password').fill(args.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL('**/studies');
-}
+const args = scriptArgs();
+const shot = (page, name, fullPage = true) => screenshot(args, page, name, fullPage);
 
 async function saveDownload(page, click, path) {
   const [download] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), click()]);
@@ -29,20 +13,13 @@ async function saveDownload(page, click, path) {
   return { url: download.url(), failure: await download.failure() };
 }
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-const page = await context.newPage();
-page.setDefaultTimeout(30_000);
-const errors = [];
-page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-const minted = [];
-page.on('response', (r) => {
-  if (r.url().endsWith('/download') && r.request().method() === 'POST') minted.push(r.status());
-});
-try {
-  await signIn(page);
+await runScript(args, 'export-link', async (browser) => {
+  const { page, errors: allErrors } = await newPage(browser, { acceptDownloads: true });
+  const minted = [];
+  page.on('response', (r) => {
+    if (r.url().endsWith('/download') && r.request().method() === 'POST') minted.push(r.status());
+  });
+  await signIn(page, args.url, args.email, args.password);
   const signedInAt = Date.now();
   await page.getByRole('link', { name: 'Privacy', exact: true }).click();
   await page.getByTestId('export-start').click();
@@ -71,13 +48,7 @@ try {
   await shot(page, 'export-link-2-reauth', false);
   const second = await saveDownload(page, () => page.getByTestId('reauth-go').click(), args.secondOut);
   await shot(page, 'export-link-3-downloaded');
-  console.log('RESULT ' + JSON.stringify({ panelText, firstHref, first, second, signatureInPage,
-    rowText, refusedFirst, minted, errors }));
-} catch (err) {
-  console.error(err?.stack ?? String(err));
-  process.exitCode = 1;
-  await shot(page, 'failure-export-link').catch(() => {});
-  console.error((await page.locator('body').innerText().catch(() => '')).slice(0, 3000));
-} finally {
-  await browser.close();
-}
+  const errors = allErrors.filter((e) => e.startsWith('pageerror'));
+  return { panelText, firstHref, first, second, signatureInPage, rowText, refusedFirst, minted,
+    errors };
+});

@@ -3,24 +3,13 @@
 // turn done with their results as the server processes them (the first args.firstDone, or
 // all with args.waitAll). Times are measured from choosing the folder.
 // Usage: node e2e/folder-upload.mjs '<json args>'; prints "RESULT {json}" on success.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { launch, log, newPage, screenshot, scriptArgs, signIn } from './browser.mjs';
 
-const args = JSON.parse(process.argv[2] ?? '{}');
-const artifacts = args.artifacts ?? 'test-artifacts';
-mkdirSync(artifacts, { recursive: true });
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
-const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
+const args = scriptArgs();
+const shot = (page, name) => screenshot(args, page, name, false);
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-const page = await context.newPage();
-page.setDefaultTimeout(30_000);
-const errors = [];
-page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+const browser = await launch();
+const { page, errors: allErrors } = await newPage(browser);
 const starts = [];
 page.on('response', (r) => {
   if (r.url().endsWith('/api/uploads') && r.request().method() === 'POST') {
@@ -36,14 +25,7 @@ const states = () => page.$$eval('[data-testid=upload-item]', (els) => {
 });
 
 try {
-  await page.goto(`${args.url}/signin`);
-  await page.waitForSelector('html[data-ready="true"]');
-  const banner = page.getByTestId('consent-banner');
-  if (await banner.isVisible().catch(() => false)) await page.getByTestId('consent-reject').click();
-  await page.getByLabel('Email').fill(args.email);
-  await page.getByLabel('Password').fill(args.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL('**/studies');
+  await signIn(page, args.url, args.email, args.password);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Upload' }).click();
   await page.waitForURL('**/upload');
 
@@ -81,7 +63,7 @@ try {
       return acc;
     }, {}),
     errors: [...new Set(rows.map((r) => r.error).filter(Boolean))].slice(0, 5),
-    pageErrors: errors, stats: await page.getByTestId('overall-stats').textContent() };
+    pageErrors: allErrors.filter((e) => e.startsWith('pageerror')), stats: await page.getByTestId('overall-stats').textContent() };
   console.log('RESULT ' + JSON.stringify(result));
 } catch (err) {
   console.error(err?.stack ?? String(err));

@@ -3,36 +3,16 @@
 // address stays /studies (no names in browser history), Back restores the search, and an old
 // bookmarked /studies?name=… drops its filters from the address bar without using them.
 // Usage: node e2e/search-privacy.mjs '<json args>'; prints "RESULT {json}" on success.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { newPage, runScript, screenshot, scriptArgs, signIn } from './browser.mjs';
 
-const args = JSON.parse(process.argv[2] ?? '{}');
-const artifacts = args.artifacts ?? 'test-artifacts';
-mkdirSync(artifacts, { recursive: true });
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+const args = scriptArgs();
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-const page = await context.newPage();
-page.setDefaultTimeout(30_000);
-const requests = [];
-page.on('request', (r) => requests.push({ url: r.url(), method: r.method(), body: r.postData() ?? '' }));
-const addresses = [];
-page.on('framenavigated', (f) => { if (f === page.mainFrame()) addresses.push(f.url()); });
-const rows = () => page.$$eval('[data-testid=study-row]', (els) => els.map((e) => e.dataset.studyId));
-try {
-  await page.goto(`${args.url}/signin`);
-  await page.waitForSelector('html[data-ready="true"]');
-  if (await page.getByTestId('consent-banner').isVisible().catch(() => false)) {
-    await page.getByTestId('consent-reject').click();
-  }
-  await page.getByLabel('Email').fill(args.email);
-  await page.getByLabel('Password').fill(args.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL('**/studies');
+await runScript(args, 'search-privacy', async (browser) => {
+  const { page, requests } = await newPage(browser, {}, { bodies: true });
+  const addresses = [];
+  page.on('framenavigated', (f) => { if (f === page.mainFrame()) addresses.push(f.url()); });
+  const rows = () => page.$$eval('[data-testid=study-row]', (els) => els.map((e) => e.dataset.studyId));
+  await signIn(page, args.url, args.email, args.password);
   await page.waitForSelector('[data-testid=study-row]');
   const all = await rows();
   // Search by name and ID.
@@ -58,18 +38,12 @@ try {
   await page.waitForSelector('[data-testid=study-row]');
   await page.waitForTimeout(500);
   const bookmark = { url: page.url(), rows: await rows(), name: await page.getByLabel('Patient name').inputValue() };
-  await shot(page, 'search-privacy');
+  await screenshot(args, page, 'search-privacy');
   const bookmarked = addresses.filter((a) => a.includes('?')).length;
   const sentWithFilters = requests.filter((r) => !r.url.startsWith(`${args.url}/studies?`))
     .map((r) => r.url).filter((u) => /[?&](name|patient_id)=/.test(u)
       || u.toLowerCase().includes(args.patientId.toLowerCase()));
   const histAddresses = addresses.filter((a) => !a.includes('/studies?'));
-  console.log('RESULT ' + JSON.stringify({ all, found, urlAfterSearch, searches, afterBack, bookmark,
-    bookmarked, sentWithFilters, addresses: histAddresses }));
-} catch (err) {
-  console.error(err?.stack ?? String(err));
-  await shot(page, 'failure-search-privacy').catch(() => {});
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+  return { all, found, urlAfterSearch, searches, afterBack, bookmark, bookmarked, sentWithFilters,
+    addresses: histAddresses };
+});
