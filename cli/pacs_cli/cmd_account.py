@@ -10,7 +10,6 @@ from pacs_cli.errors import CliError
 
 def register(sub) -> None:
     status_parser = sub.add_parser("status", help="each local cloud service and whether it answers")
-    status_parser.add_argument("--json", action="store_true")
     status_parser.set_defaults(run=status)
     for name, handler in (("signup", signup), ("login", login)):
         p = sub.add_parser(name, help=f"{name} with email and password")
@@ -19,7 +18,6 @@ def register(sub) -> None:
         if name == "signup":
             p.add_argument("--adult", choices=("yes", "no"), required=True,
                            help="confirm that you are 18 or older (the service is for adults only)")
-        p.add_argument("--json", action="store_true")
         p.set_defaults(run=handler)
 
 

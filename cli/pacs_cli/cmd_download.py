@@ -35,7 +35,6 @@ def register(sub) -> None:
     p.add_argument("study", help="study id or StudyInstanceUID")
     p.add_argument("-o", "--output", help="where to write the ZIP "
                                           "(default: study-<id>.zip here; never overwritten)")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=download)
 
 

@@ -23,18 +23,14 @@ def register(sub) -> None:
     p.add_argument("--name", required=True, help="what the key is for, e.g. 'Orthanc peer'")
     p.add_argument("--scope", choices=("read", "read-write"), default="read")
     p.add_argument("--days", type=int, default=90, help="lifetime in days (1 to 365)")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=create)
     p = keys_sub.add_parser("list", help="your keys: scope, state, created, last used")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=list_keys)
     p = keys_sub.add_parser("revoke", help="revoke a key (refused from the next request on)")
     p.add_argument("key_id")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=revoke)
 
     p = sub.add_parser("token", help="print a fresh ID token (valid at least 50 minutes)")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=token)
 
 

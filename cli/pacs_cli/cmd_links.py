@@ -18,29 +18,24 @@ def register(sub) -> None:
     p.add_argument("study_id")
     p.add_argument("--all", action="store_true",
                    help="instance URLs of every series (default: the first series only)")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=link)
 
     p = sub.add_parser("share", help="create a share link for one study")
     p.add_argument("study_id")
     p.add_argument("--expires", default="24h", help="lifetime: 90s, 30m, 24h, 7d (max 7d)")
     p.add_argument("--max-views", type=int, default=None, help="views allowed (default: any)")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=share)
 
     p = sub.add_parser("shares", help="your share links and their state")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=shares)
 
     p = sub.add_parser("revoke", help="revoke a share link (new views stop at once)")
     p.add_argument("share_id")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=revoke)
 
     p = sub.add_parser("access-log", help="who reached your studies, when, from where")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--page-token", default=None)
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=access_log)
 
 

@@ -38,27 +38,23 @@ def register(sub) -> None:
                    "profile is deleted, on a recent sign-in; an existing profile is kept)")
     p.add_argument("--display-name", default=None)
     p.add_argument("--email", default=None)
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=profile)
 
     p = psub.add_parser("export", help="an archive of all your data (DICOM files included)")
     p.add_argument("--wait", action="store_true", help="wait until the archive is ready")
     p.add_argument("--out", default=None, help="with --wait: download the archive to this file")
     p.add_argument("--timeout", type=float, default=1800)
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=export)
 
     p = psub.add_parser("download", help="download a completed export's archive")
     p.add_argument("request_id")
     p.add_argument("--out", required=True, help="the file to write the archive to")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=download)
 
     p = psub.add_parser("delete", help="erase your account and every piece of your data")
     p.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
     p.add_argument("--wait", action="store_true", help="wait for the receipt")
     p.add_argument("--timeout", type=float, default=1800)
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=delete)
 
     p = psub.add_parser("rectify", help="correct your display name, contact email or "
@@ -68,7 +64,6 @@ def register(sub) -> None:
     p.add_argument("--sign-in-email", default=None,
                    help="the email you sign in with (a recent sign-in; a link sent to the "
                    "new address makes the change)")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=rectify)
 
     p = psub.add_parser("restrict", help="restrict (or object to) processing of your account "
@@ -76,24 +71,20 @@ def register(sub) -> None:
     p.add_argument("--study", default=None, help="one study id (default: the whole account)")
     p.add_argument("--lift", action="store_true", help="lift the restriction")
     p.add_argument("--objection", action="store_true", help="record it as an objection")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=restrict)
 
     p = psub.add_parser("consent", help="show, grant or withdraw analytics consent")
     p.add_argument("action", nargs="?", choices=("show", "grant", "withdraw"), default="show")
     p.add_argument("--revoke-shares", action="store_true",
                    help="with withdraw: also revoke every live share link")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=consent)
 
     p = psub.add_parser("requests", help="your privacy requests and their status")
     p.add_argument("request_id", nargs="?", default=None)
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=list_requests)
 
     p = psub.add_parser("receipt", help="an erasure receipt (no sign-in needed)")
     p.add_argument("receipt_id")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=receipt)
 
 

@@ -38,7 +38,6 @@ def register(sub) -> None:
     p.add_argument("--keyword", help="word(s) of the study description")
     p.add_argument("--limit", type=int, help="studies per page (default 50, at most 200)")
     p.add_argument("--cursor", help="next_cursor of the previous page")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(run=studies)
 
 

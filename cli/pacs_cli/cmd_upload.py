@@ -18,7 +18,6 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+")
     p.add_argument("--wait", action="store_true", help="wait for processing; print results")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait with --wait")
-    p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=upload)
 

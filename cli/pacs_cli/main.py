@@ -11,7 +11,8 @@ import sys
 from pacs_cli.errors import CliError
 
 # Each module registers its subcommands with ``register(subparsers)``; every command's
-# handler returns (JSON-able result, human text) or raises CliError.
+# handler returns (JSON-able result, human text) or raises CliError, so every command takes
+# ``--json`` (added here, not by each module).
 COMMAND_MODULES = ("pacs_cli.cmd_account", "pacs_cli.cmd_upload")
 OPTIONAL_MODULES = ("pacs_cli.cmd_studies", "pacs_cli.cmd_links", "pacs_cli.cmd_privacy",
                     "pacs_cli.cmd_download", "pacs_cli.cmd_keys")
@@ -28,7 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _add_json_option(sub)
     return parser
+
+
+def _add_json_option(subparsers: argparse._SubParsersAction) -> None:
+    """Give every command (each leaf of the subcommand tree) the ``--json`` option."""
+    for command in set(subparsers.choices.values()):
+        nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        for inner in nested:
+            _add_json_option(inner)
+        if not nested and "--json" not in command._option_string_actions:
+            command.add_argument("--json", action="store_true",
+                                 help="print one JSON document on stdout and nothing else")
 
 
 def main(argv: list[str] | None = None) -> int:
