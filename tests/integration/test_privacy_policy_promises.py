@@ -11,6 +11,10 @@ promises, behaviour and tests"), on the local cloud with a real study uploaded t
   your account exists". Every retention job, run years later, leaves the account's study,
   its objects, previews, documents, upload record and profile as they were; only the raw
   upload object (the canonical instances are the kept copy) may go.
+- ``safeguards-examples`` ("access controls, Firebase Auth for authentication"): every owner
+  route of every HTTP function answers 401 without a token or with one that is not a
+  Firebase ID token; privacy_requests' routes are read from its own tables, so a new one is
+  swept too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 import pydicom
 import pytest
+import requests
 from firebase_admin import auth
 from google.cloud.firestore_v1.base_query import FieldFilter
 from pacs.retention import runner
@@ -165,3 +170,53 @@ def test_no_retention_job_deletes_the_account_data_for_its_age(cloud, ingested):
     # The raw upload object is the one thing that goes: the instances are the kept copy.
     raw = upload_record(cloud, upload_id)["object"]
     assert cloud.clients().storage.bucket(cloud.buckets["uploads"]).get_blob(raw) is None
+
+
+# --- "access controls" (row safeguards-examples): deny by default -----------------------------
+
+KEY, UID = "0" * 32, "1.2.3.4"
+OWNER_ROUTES = {
+    "create-upload": [("POST", "/")],
+    "studies": [("GET", "/"), ("POST", "/search"), ("GET", f"/{KEY}"), ("DELETE", f"/{KEY}")],
+    "sign-link": [("POST", "/manifest"), ("POST", "/series"), ("POST", "/shares"),
+                  ("GET", "/shares"), ("DELETE", f"/shares/{KEY}"), ("GET", "/access")],
+    "dicomweb": [("GET", "/studies"), ("GET", "/series"), ("GET", "/instances"),
+                 ("GET", f"/studies/{UID}"), ("GET", f"/studies/{UID}/metadata"),
+                 ("GET", f"/studies/{UID}/series/{UID}/instances/{UID}/frames/1"),
+                 ("GET", f"/studies/{UID}/series/{UID}/instances/{UID}/rendered"),
+                 ("POST", "/studies"), ("DELETE", f"/studies/{UID}")],
+}
+# privacy_requests' routes come from its own tables, so a new route is swept too; the
+# erasure receipt is public by design (the account is gone when it is read).
+PUBLIC_PRIVACY_ROUTES = {"receipt"}
+
+
+def _privacy_routes() -> list[tuple[str, str]]:
+    import importlib.util
+
+    from localcloud import config
+
+    spec = importlib.util.spec_from_file_location(
+        "privacy_requests_main_routes", config.ROOT / "functions" / "privacy_requests" / "main.py")
+    main = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(main)
+    routes = [(m, "/" + "/".join(path)) for path, methods in main.ROUTES.items()
+              for m, name in methods.items()]
+    routes += [(m, f"/{coll}/{KEY}") for coll, methods in main.ITEM_ROUTES.items()
+               for m, name in methods.items() if name not in PUBLIC_PRIVACY_ROUTES]
+    routes += [(m, f"/{coll}/{KEY}/{action}") for (coll, action), methods
+               in main.ACTION_ROUTES.items() for m in methods]
+    return routes
+
+
+def test_every_owner_route_refuses_a_request_without_a_valid_token(cloud_env: LocalCloud):
+    table = {**OWNER_ROUTES, "privacy-requests": _privacy_routes()}
+    assert len(table["privacy-requests"]) >= 15
+    answers = {}
+    for function, routes in table.items():
+        for method, path in routes:
+            for auth_header in ({}, {"Authorization": "Bearer not-a-token"}):
+                resp = requests.request(method, cloud_env.urls[function] + path, json={},
+                                        headers=auth_header, timeout=60)
+                answers[(function, method, path, bool(auth_header))] = resp.status_code
+    assert {k: v for k, v in answers.items() if v != 401} == {}
