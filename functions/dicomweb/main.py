@@ -16,7 +16,17 @@ from datetime import UTC, datetime
 import functions_framework
 from pacs import guard, http
 from pacs.clients import default_clients
-from pacs.dicomweb import attributes, downloads, qido, qido_root, removal, stow, wado, wado_rs
+from pacs.dicomweb import (
+    attributes,
+    copy_view,
+    downloads,
+    qido,
+    qido_root,
+    removal,
+    stow,
+    wado,
+    wado_rs,
+)
 from pacs.errors import BadRequest, Forbidden, NotFound, PacsError
 from pacs.keys import access, cors
 from pacs.links import access_log
@@ -166,6 +176,13 @@ def dicomweb(request):
         uid = credential.uid
         fs, key = clients.firestore, clients.settings.hash_key
         items = list(request.args.items(multi=True))
+        if credential.copy is not None:  # a de-identified share: its copy, never the study
+            import flask
+
+            reply = copy_view.serve(clients, credential, copy_view.Request(
+                resource, uids, items, request.headers, _service_base(request, base),
+                request.method, request.path))
+            return flask.Response(reply.chunks, status=reply.status, headers=reply.headers)
         if resource in SEARCHES:
             scoped = credential.study_search(items)  # a share: its one study only
             return _dicom_json([]) if scoped is None else _dicom_json(

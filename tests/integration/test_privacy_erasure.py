@@ -187,6 +187,11 @@ def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
     # A de-identified share: its copy (derived bucket, share_copies documents) goes too.
     share_c = ok(sign_link(cloud, "shares", a, {"study_id": kept_study, "deidentified": True}))
     assert share_c["copied"] == 3
+    # The copy's objects: its 3 instances, and per copy series its DICOMweb metadata and
+    # frame index (pacs.links.copy_metadata).
+    copy_objects = len(list(cloud.clients().storage.list_blobs(
+        cloud.buckets["derived"], prefix=f"shares/{a.uid}/{share_c['share_id']}/")))
+    assert copy_objects >= 5 and (copy_objects - 3) % 2 == 0
     share_b = ok(sign_link(cloud, "shares", b, {"study_id": study_b}))
     ok(sign_link(cloud, "share/manifest", body={"token": share_b["token"]}))
     # API keys (created on a fresh sign-in) and their use through DICOMweb: the key documents
@@ -261,7 +266,7 @@ def test_export_and_erasure_cover_every_location_and_nothing_else(empty_cloud):
     deleted = receipt["deleted"]
     assert deleted["instance_objects"] == 3 and deleted["instances"] == 3
     assert deleted["studies"] == 1 and deleted["shares"] == 2 and deleted["auth_user"] == 1
-    assert deleted["share_copy_objects"] == 3 and deleted["share_copies"] == 3
+    assert deleted["share_copy_objects"] == copy_objects and deleted["share_copies"] == 3
     assert deleted["exports"] == 1 and deleted["deletions"] == 1 and deleted["profile"] == 1
     assert receipt["residual_copies_expire_by"] > receipt["completed_at"]
     assert not mentions(needles_a, json.dumps(receipt))

@@ -93,7 +93,8 @@ def _instance(clients: Clients, uid: str, study_uid: str, series_uid: str, sop_u
 
 
 def _blob(clients: Clients, doc: dict[str, Any]) -> Any:
-    return clients.storage.bucket(clients.settings.instances_bucket).blob(
+    # ``bucket``: a de-identified share's copy lives in the derived bucket (copy_view).
+    return clients.storage.bucket(doc.get("bucket") or clients.settings.instances_bucket).blob(
         doc["object"], generation=int(doc["generation"]))
 
 
@@ -201,8 +202,12 @@ def _multipart(offer: Offer, parts: Iterator[list[bytes]]) -> tuple[str, Iterato
 
 
 def retrieve_frames(clients: Clients, uid: str, study_uid: str, series_uid: str, sop_uid: str,
-                    frame_list: str, accept: str | None) -> tuple[str, Iterator[bytes]]:
-    """(Content-Type, body) of the frames asked for.
+                    frame_list: str, accept: str | None,
+                    found: tuple[dict[str, Any], dict[str, Any]] | None = None
+                    ) -> tuple[str, Iterator[bytes]]:
+    """(Content-Type, body) of the frames asked for. ``found`` (instance document and its
+    series' build) replaces the caller's catalog: what backs this request for another
+    credential (a de-identified share's copy, :mod:`pacs.dicomweb.copy_view`).
 
     Raises
     ------
@@ -217,7 +222,7 @@ def retrieve_frames(clients: Clients, uid: str, study_uid: str, series_uid: str,
         ``Accept`` allows no representation of the stored frames.
     """
     numbers = parse_frame_list(frame_list)
-    doc, pointer = _instance(clients, uid, study_uid, series_uid, sop_uid)
+    doc, pointer = found or _instance(clients, uid, study_uid, series_uid, sop_uid)
     table = _checked_table(clients, doc, pointer)
     if max(numbers) > len(table.frames):
         raise _not_found(f"frame (the instance has {len(table.frames)})")
@@ -237,13 +242,14 @@ def _checked_table(clients: Clients, doc: dict[str, Any], pointer: dict[str, Any
 
 
 def retrieve_bulkdata(clients: Clients, uid: str, study_uid: str, series_uid: str,
-                      sop_uid: str, path: list[str], accept: str | None
+                      sop_uid: str, path: list[str], accept: str | None,
+                      found: tuple[dict[str, Any], dict[str, Any]] | None = None
                       ) -> tuple[str, Iterator[bytes]]:
     """(Content-Type, body) of one BulkDataURI (see the module docstring). 404 for a path
-    that names no binary element of the instance."""
+    that names no binary element of the instance. ``found``: as :func:`retrieve_frames`."""
     if not path or len(path) > 41:
         raise _not_found("bulk data")
-    doc, pointer = _instance(clients, uid, study_uid, series_uid, sop_uid)
+    doc, pointer = found or _instance(clients, uid, study_uid, series_uid, sop_uid)
     if len(path) == 1 and path[0].upper() in PIXEL_PATH:
         table = _checked_table(clients, doc, pointer)
         offer = choose(accept, _offers(table), default_part_type=OCTETS)

@@ -119,8 +119,13 @@ def _instance_missing(clients: Clients, uid: str, study_uid: str, series_uid: st
 
 def metadata(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
              sop_uid: str | None, *, base: str, accept: str | None,
-             if_none_match: str | None, accept_encoding: str | None = None) -> Reply:
+             if_none_match: str | None, accept_encoding: str | None = None,
+             pointers: list[dict[str, Any]] | None = None) -> Reply:
     """Study (``series_uid`` None), series or instance metadata of the caller's.
+
+    ``pointers`` (the builds, in series order) replaces the caller's catalog: the
+    documents that back this request for another credential (a de-identified share's
+    copy, :mod:`pacs.dicomweb.copy_view`).
 
     Study and series metadata stream one series at a time (a study of many large series
     never sits whole in memory, nor meets the 32 MiB cap of unstreamed answers), gzipped
@@ -136,7 +141,9 @@ def metadata(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
         ``Accept`` allows neither ``application/dicom+json`` nor ``application/json``.
     """
     offer = choose(accept, OFFERS)
-    pointers = _pointers(clients, uid, study_uid, series_uid)
+    from_catalog = pointers is None
+    if pointers is None:
+        pointers = _pointers(clients, uid, study_uid, series_uid)
     gzipped = _accepts_gzip(accept_encoding)
     etag = _etag(pointers, base, f"{offer.media_type}|{sop_uid or ''}|{gzipped}")
     headers = {"ETag": etag, "Cache-Control": "private, no-cache",
@@ -151,7 +158,8 @@ def metadata(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
         found = [item for item in json.loads(first)
                  if (item.get("00080018", {}).get("Value") or [None])[0] == sop_uid]
         if not found:
-            raise _instance_missing(clients, uid, study_uid, series_uid, sop_uid)
+            raise (_instance_missing(clients, uid, study_uid, series_uid, sop_uid)
+                   if from_catalog else _not_found())
         chunks: Iterator[bytes] = iter([json.dumps(found, separators=(",", ":")).encode()])
     else:
         rest = (_read(clients, p).replace(marker, url) for p in pointers[1:])

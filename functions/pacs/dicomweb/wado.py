@@ -138,7 +138,8 @@ def choose_form(accept: str | None, syntaxes: set[str | None], zip_offered: bool
 
 def object_chunks(clients: Clients, doc: dict[str, Any]) -> Iterator[bytes]:
     """An instance object's bytes in 1 MiB chunks, its generation pinned."""
-    bucket = clients.storage.bucket(clients.settings.instances_bucket)
+    # ``bucket``: a de-identified share's copy lives in the derived bucket (copy_view).
+    bucket = clients.storage.bucket(doc.get("bucket") or clients.settings.instances_bucket)
     generation = int(doc["generation"]) if doc.get("generation") else None
     blob = bucket.blob(doc["object"], generation=generation)
     with blob.open("rb", chunk_size=CHUNK_BYTES) as reader:
@@ -189,8 +190,13 @@ def _zip(clients: Clients, study_key: str, listed: list[_Listed], what: str) -> 
 
 
 def retrieve(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
-             sop_uid: str | None, accept: str | None) -> Retrieved:
+             sop_uid: str | None, accept: str | None,
+             listing: tuple[str, list[tuple[str, dict[str, Any]]]] | None = None) -> Retrieved:
     """A study, series or instance of the caller's, as ``accept`` prefers.
+
+    ``listing`` (a name for the ZIP, and ``(series UID, instance document)`` in order)
+    replaces :func:`list_instances`: the documents that back this request for another
+    credential (a de-identified share's copy, :mod:`pacs.dicomweb.copy_view`).
 
     Raises
     ------
@@ -201,7 +207,10 @@ def retrieve(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
     NotAcceptable
         ``Accept`` allows nothing we can send.
     """
-    study_key, listed = list_instances(clients, uid, study_uid, series_uid, sop_uid)
+    if listing is None:
+        study_key, listed = list_instances(clients, uid, study_uid, series_uid, sop_uid)
+    else:
+        study_key, listed = listing[0], [_Listed(s, d) for s, d in listing[1]]
     what = "instance" if sop_uid else "series" if series_uid else "study"
     syntaxes = {item.doc.get("TransferSyntaxUID") for item in listed}
     form = choose_form(accept, syntaxes, zip_offered=sop_uid is None)

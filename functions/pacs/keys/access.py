@@ -11,7 +11,8 @@
   study). The view is what ``POST /share/manifest`` returns when it counts a view, so
   DICOMweb honours the share's expiry, revocation, view limit and restriction exactly as
   the web viewer does; the token travels in a header, never in a URL. The use is counted
-  in the share's access record of the day.
+  in the share's access record of the day. A de-identified share reaches its copy only,
+  under the copy's UIDs (:attr:`Credential.copy`).
 
 Sending a share's headers and an ``Authorization`` header together is refused (400): a
 request has one identity.
@@ -20,7 +21,7 @@ request has one identity.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -52,7 +53,10 @@ class Credential:
     study_key : str or None
         A share's one study (its keyed id); None: every study of the account.
     study_uid : str or None
-        That study's StudyInstanceUID.
+        That study's StudyInstanceUID (a de-identified share: its copy's).
+    copy : dict or None
+        A de-identified share's ``copy_index`` (:mod:`pacs.links.copy_metadata`): DICOMweb
+        serves that copy (:mod:`pacs.dicomweb.copy_view`), never the study.
     """
 
     uid: str
@@ -61,6 +65,7 @@ class Credential:
     credential_id: str | None = None
     study_key: str | None = None
     study_uid: str | None = None
+    copy: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
     @property
     def can_write(self) -> bool:
@@ -161,6 +166,12 @@ def _share(clients: Any, token: str, view: str | None, client: access_log.Client
     study_uid = study.get("StudyInstanceUID")
     if not study_uid or ids.study_key(hash_key, owner, study_uid) != study_key:
         raise shares.share_not_found()
+    if doc.get("deidentified"):  # its copy only, under the copy's UIDs
+        copy = doc.get("copy_index") or {}
+        copy_uid = (copy.get("study") or {}).get("StudyInstanceUID")
+        if not copy_uid:
+            raise shares.share_not_found()
+        return Credential(owner, api_keys.READ, SHARE, share_id, study_key, copy_uid, copy)
     return Credential(owner, api_keys.READ, SHARE, share_id, study_key, study_uid)
 
 

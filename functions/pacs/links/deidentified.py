@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from pacs import ids, markers
@@ -105,6 +106,7 @@ def make_copy(clients: Any, uid: str, study_key: str, share_id: str) -> dict[str
         meanwhile.
     """
     from pacs.dicom.deidentify import Deidentifier
+    from pacs.links import copy_metadata
 
     settings = clients.settings
     fs = clients.firestore
@@ -117,6 +119,7 @@ def make_copy(clients: Any, uid: str, study_key: str, share_id: str) -> dict[str
     from google.api_core.exceptions import NotFound as ObjectGone
     from google.api_core.exceptions import PreconditionFailed
 
+    index = copy_metadata.CopyIndex()
     instances = _instances(fs, uid, study_key)
     _check_quota(clients, uid, sum(int(doc.get("size") or 0) for _s, _i, doc in instances))
     try:
@@ -149,17 +152,26 @@ def make_copy(clients: Any, uid: str, study_key: str, share_id: str) -> dict[str
                                     if_generation_match=0)
             markers.raise_refusal(markers.refusal(fs, settings.hash_key, uid, study_key),
                                   uid, study_key)
+            series_id = ids.keyed_hash(settings.hash_key, "copy-series", share_id,
+                                       result.series_uid)[:32]
             share_ref.collection(COPIES).document(number).set({
                 "owner": uid, "object": name, "generation": str(blob.generation),
                 "size": len(result.data), "StudyInstanceUID": result.study_uid,
                 "SeriesInstanceUID": result.series_uid, "SOPInstanceUID": result.sop_uid,
-                "series_id": ids.keyed_hash(settings.hash_key, "copy-series", share_id,
-                                            result.series_uid)[:32],
-                **{k: doc[k] for k in COPY_FIELDS if k in doc},
+                "series_id": series_id, **{k: doc[k] for k in COPY_FIELDS if k in doc},
                 "TransferSyntaxUID": doc.get("TransferSyntaxUID")})
+            index.add(series_id, number, str(blob.generation),
+                      copy_metadata.entry(settings, result.data))
             copied += 1
             size += len(result.data)
             study_uid = result.study_uid
+        # What DICOMweb serves of the copy (pacs.links.copy_metadata), checked like the rest.
+        copy_index, written = index.write(target, prefix(uid, share_id), uid,
+                                          datetime.now(UTC))
+        share_ref.update({"copy_index": copy_index})
+        size += written
+        markers.raise_refusal(markers.refusal(fs, settings.hash_key, uid, study_key),
+                              uid, study_key)
     except BaseException as err:
         delete_copy(clients, uid, share_id)
         if isinstance(err, markers.ErasureBegan):

@@ -315,8 +315,8 @@ def open_view(fs: Any, key: bytes, token: Any, view: Any, now: datetime
     was issued by it (:func:`check_view`, :func:`check_view_in_share`), and its study still
     exists, is the owner's and is not restricted. No view is counted."""
     share_id, doc = _open(fs, token, now, new_view=False)
-    if doc.get("deidentified"):  # DICOMweb serves the study itself, never for this share
-        raise share_not_found()
+    if doc.get("deidentified") and (doc.get("copy") or {}).get("status") != "ready":
+        raise share_not_found()  # its copy is served (pacs.dicomweb.copy_view) once made
     number, expires = check_view(key, share_id, view, now)
     check_view_in_share(number, expires, doc)
     return share_id, doc, _open_study(fs, doc)
