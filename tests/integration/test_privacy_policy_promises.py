@@ -44,7 +44,7 @@ from tests.ingest_helpers import (
     zip_bytes,
 )
 from tests.localcloud_fixture import LocalCloud, User
-from tests.privacy_helpers import all_documents, all_objects
+from tests.privacy_helpers import all_documents, all_objects, wipe
 from tests.retention_helpers import now
 
 pytestmark = pytest.mark.localcloud
@@ -82,7 +82,10 @@ def _instances(marker: str) -> list[tuple[str, bytes]]:
 
 @pytest.fixture(scope="module")
 def ingested(cloud: LocalCloud) -> dict[str, Any]:
-    """One user with one real study uploaded as a ZIP and settled."""
+    """One user with one real study uploaded as a ZIP and settled, in a project emptied first
+    (as the erasure inventory does), so that reading every document and object stays small
+    after a whole test session."""
+    wipe(cloud)
     marker = secrets.token_hex(6).upper()
     user: User = cloud.create_user()
     data = zip_bytes(_instances(marker))
