@@ -8,10 +8,13 @@
   setting's default, and the environment variable named there sets that setting.
 - Each job and cron named in that table is the one of ``infra/schedules.json``, and every
   scheduled job has a row.
+- Anywhere in README.md and docs/*.md, a setting's variable followed by a value
+  (`` `PACS_X` (24 h)`` or `` `PACS_X`, 90 days``) states the setting's default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -27,6 +30,9 @@ RETENTION_DOC = ROOT / "docs" / "retention.md"
 TABLE = "## Each period beside the policy sentence it implements"
 SECONDS = {"s": 1, "min": 60, "h": 3600, "days": 86400, "day": 86400, "years": 365 * 86400}
 FIELD_UNIT = {"_seconds": 1, "_minutes": 60, "_hours": 3600, "_days": 86400}
+UNITS = {**SECONDS, "minutes": 60, "hours": 3600, "KiB": 1024, "MiB": 2**20, "GiB": 2**30}
+STATED = re.compile(r"`(PACS_[A-Z0-9_]+)`(?: \(|, )(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)"
+                    r"(?: (" + "|".join(UNITS) + r")\b)?")
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +140,45 @@ def test_a_wrong_period_in_the_doc_would_be_seen(defaults):
     assert found["access_log_retention_days"] == 90 * 86400
     assert found["erasure_receipt_retention_days"] == defaults.erasure_receipt_retention_days * 86400
     assert found["link_ttl_seconds"] == 15 * 60
+
+
+def setting_of(env: str) -> str | None:
+    """The Settings field the variable sets (None: not a numeric setting of ``Settings``)."""
+    defaults = Settings.from_env({})
+    changed = Settings.from_env({env: "4242"})
+    fields = [f.name for f in dataclasses.fields(defaults)
+              if getattr(changed, f.name) != getattr(defaults, f.name)]
+    return fields[0] if len(fields) == 1 else None
+
+
+def stated_defaults(text: str) -> list[tuple[str, str, float]]:
+    """(variable, as written, value in the setting's unit) of each stated default."""
+    out = []
+    for m in STATED.finditer(" ".join(text.split())):
+        env, number, unit = m.groups()
+        field = setting_of(env)
+        if field is None:
+            continue
+        value = float(number.replace(",", ""))
+        if unit:  # to the field's own unit
+            own = next((s for suffix, s in FIELD_UNIT.items() if field.endswith(suffix)), 1)
+            value = value * UNITS[unit] / own
+        out.append((env, m.group(0), value))
+    return out
+
+
+def test_every_default_stated_in_the_docs_is_the_settings(defaults):
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    stated = {(p.name, *s) for p in docs for s in stated_defaults(p.read_text(encoding="utf-8"))}
+    assert len(stated) >= 20, stated
+    wrong = [(doc, text, getattr(defaults, setting_of(env)))
+             for doc, env, text, value in stated if getattr(defaults, setting_of(env)) != value]
+    assert wrong == [], wrong
+
+
+def test_stated_defaults_are_read_in_their_units():
+    text = ("`PACS_LINK_TTL_SECONDS` (15 min), `PACS_ACCESS_LOG_RETENTION_DAYS`, 90 days; "
+            "`PACS_UPLOADS_PER_HOUR`, 20,000 and `PACS_INFLATE_MAX_BYTES`, 256 MiB")
+    assert [(env, value) for env, _t, value in stated_defaults(text)] == [
+        ("PACS_LINK_TTL_SECONDS", 900), ("PACS_ACCESS_LOG_RETENTION_DAYS", 90),
+        ("PACS_UPLOADS_PER_HOUR", 20000), ("PACS_INFLATE_MAX_BYTES", 256 * 2**20)]
