@@ -58,6 +58,7 @@ def opening_paths(original) -> list[str]:
     return [f"{study}/metadata", f"{series}/metadata", f"{instance}/metadata",
             f"{instance}/frames/1", f"{instance}/bulkdata/7FE00010", f"{instance}/rendered",
             f"{instance}/thumbnail", f"{series}/thumbnail", f"{study}/thumbnail",
+            f"{series}/rendered", f"{study}/rendered", f"{instance}/frames/1/rendered",
             instance, series, study]
 
 

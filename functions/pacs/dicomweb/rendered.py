@@ -16,16 +16,22 @@ for greyscale, JPEG for colour); anything else is 406. Other query parameters ar
 from __future__ import annotations
 
 import io
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pacs import ids
 from pacs.clients import Clients
-from pacs.dicomweb import qido
-from pacs.dicomweb.negotiation import Offer, choose
+from pacs.dicomweb import frames, qido, wado
+from pacs.dicomweb.multipart import MultipartWriter, Part
+from pacs.dicomweb.negotiation import MULTIPART, Offer, choose
 from pacs.errors import BadRequest, NotFound
 from pacs.indexing import catalog
 
 RENDERED_MAX = 1024
+#: Most images in one rendered answer (a study's or series' instances, or frames): each is
+#: decoded and encoded on the request, so this bounds its time (the 60 s of Hosting).
+MAX_RENDERED = 50
 THUMBNAIL_SIZE = 128
 JPEG, PNG = "image/jpeg", "image/png"
 
@@ -69,27 +75,32 @@ def _not_found() -> NotFound:
     return NotFound("no such study, series or instance", code="not_found")
 
 
-def render_instance(clients: Clients, uid: str, study_uid: str, series_uid: str,
-                    sop_uid: str, items: list[tuple[str, str]], accept: str | None,
-                    thumbnail: bool) -> tuple[str, bytes]:
-    """(media type, image) of one of the caller's instances.
-
-    Raises NotFound (not the caller's), PreviewFailed (422: no image, too large,
-    undecodable), NotAcceptable, BadRequest (query)."""
-    from pacs.dicom import header as dicom_header
-    from pacs.indexing import preview
-
-    size_limit = _viewport(items, THUMBNAIL_SIZE if thumbnail else RENDERED_MAX)
-    choose(accept, [Offer(JPEG), Offer(PNG)])  # 406 before any read
-    fs, settings = clients.firestore, clients.settings
-    owned = qido.owned_series(fs, settings.hash_key, uid, study_uid, series_uid, opening=True)
+def _instance_doc(clients: Clients, uid: str, study_uid: str, series_uid: str,
+                  sop_uid: str) -> dict[str, Any]:
+    """The instance document of one of the caller's instances (403 ``restricted`` while
+    processing is restricted, as every resource that opens a study)."""
+    fs, key = clients.firestore, clients.settings.hash_key
+    owned = qido.owned_series(fs, key, uid, study_uid, series_uid, opening=True)
     if owned is None or not qido.is_uid(sop_uid):
         raise _not_found()
-    snap = catalog.instance_ref(fs, *owned, ids.instance_key(settings.hash_key, uid,
-                                                              sop_uid)).get()
+    snap = catalog.instance_ref(fs, *owned, ids.instance_key(key, uid, sop_uid)).get()
     doc = snap.to_dict() if snap.exists else None
     if not doc or doc.get("owner") != uid or not doc.get("object"):
         raise _not_found()
+    return doc
+
+
+def _render(clients: Clients, doc: dict[str, Any], size_limit: int,
+            numbers: list[int] | None = None) -> Iterator[bytes]:
+    """The instance object's frames ``numbers`` (from 1; None: the middle frame) rendered
+    one at a time, each in the renderer's own type, at most ``size_limit`` pixels on the
+    longest side (the image's own size when smaller). The object is read and its header
+    parsed once; each frame is decoded alone. Raises PreviewFailed (422) and NotFound (a
+    frame past the last) on the first ``next``."""
+    from pacs.dicom import header as dicom_header
+    from pacs.indexing import preview
+
+    settings = clients.settings
     blob = clients.storage.bucket(settings.instances_bucket).blob(
         doc["object"], generation=int(doc["generation"]))
     with blob.open("rb", chunk_size=1024**2) as reader:
@@ -100,11 +111,118 @@ def render_instance(clients: Clients, uid: str, study_uid: str, series_uid: str,
         except dicom_header.HeaderRejected:
             raise preview.PreviewFailed("undecodable") from None
         fields = header.fields
+        count = max(1, fields.get("NumberOfFrames") or 1)
+        if numbers and max(numbers) > count:
+            raise NotFound(f"no such frame (the instance has {count})", code="not_found")
         size = min(size_limit, max(fields.get("Rows") or 1, fields.get("Columns") or 1))
-        reader.seek(0)
-        image = preview.render_preview(reader, header, size=size,
-                                       inflate_max_bytes=settings.inflate_max_bytes)
-    return _answer(image, accept)
+        for number in numbers or [None]:
+            reader.seek(0)
+            yield preview.render_preview(reader, header, size=size,
+                                         inflate_max_bytes=settings.inflate_max_bytes,
+                                         frame=None if number is None else number - 1)
+
+
+def render_instance(clients: Clients, uid: str, study_uid: str, series_uid: str,
+                    sop_uid: str, items: list[tuple[str, str]], accept: str | None,
+                    thumbnail: bool) -> tuple[str, bytes]:
+    """(media type, image) of one of the caller's instances.
+
+    Raises NotFound (not the caller's), PreviewFailed (422: no image, too large,
+    undecodable), NotAcceptable, BadRequest (query)."""
+    size_limit = _viewport(items, THUMBNAIL_SIZE if thumbnail else RENDERED_MAX)
+    choose(accept, [Offer(JPEG), Offer(PNG)])  # 406 before any read
+    doc = _instance_doc(clients, uid, study_uid, series_uid, sop_uid)
+    return _answer(next(_render(clients, doc, size_limit)), accept)
+
+
+def _parts(images: Iterable[bytes], media_type: str) -> tuple[str, Iterator[bytes]]:
+    """(Content-Type, body) of a ``multipart/related`` of images, each converted to
+    ``media_type`` when the renderer chose the other; one image in memory at a time."""
+    from pacs.indexing.preview import preview_media_type
+
+    writer = MultipartWriter(media_type)
+    return writer.content_type, writer.stream(
+        Part(media_type, [image if preview_media_type(image) == media_type
+                          else _convert(image, media_type)]) for image in images)
+
+
+def _primed(images: Iterator[bytes]) -> Iterator[bytes]:
+    """``images`` with the first one made before the answer starts: refusals (422, 404)
+    come as a status, not as a cut body."""
+    first = next(images, None)
+    return images if first is None else itertools.chain([first], images)
+
+
+def render_frames(clients: Clients, uid: str, study_uid: str, series_uid: str, sop_uid: str,
+                  frame_list: str, items: list[tuple[str, str]], accept: str | None
+                  ) -> tuple[str, Iterable[bytes]]:
+    """``.../frames/{list}/rendered``: (Content-Type, body). One frame: an image as
+    :func:`render_instance` sends it (or a one-part multipart when only that is
+    accepted); several: ``multipart/related`` of ``image/jpeg`` or ``image/png``, in the
+    order asked, at most :data:`MAX_RENDERED`.
+
+    Raises BadRequest (``bad_frame_list``, ``too_many_images``, query), NotAcceptable,
+    NotFound (not the caller's, a frame past the last), PreviewFailed (422)."""
+    numbers = frames.parse_frame_list(frame_list)
+    if len(numbers) > MAX_RENDERED:
+        raise _too_many(f"{MAX_RENDERED} frames")
+    size = _viewport(items, RENDERED_MAX)
+    offers = [Offer(MULTIPART, JPEG), Offer(MULTIPART, PNG)]
+    single = len(numbers) == 1
+    chosen = choose(accept, [Offer(JPEG), Offer(PNG), *offers] if single else offers,
+                    default_part_type=JPEG)
+    doc = _instance_doc(clients, uid, study_uid, series_uid, sop_uid)
+    images = _primed(_render(clients, doc, size, numbers))
+    if chosen.part_type is None:
+        media_type, image = _answer(next(images), accept)
+        return media_type, [image]
+    return _parts(images, chosen.part_type)
+
+
+def render_many(clients: Clients, uid: str, study_uid: str, series_uid: str | None,
+                items: list[tuple[str, str]], accept: str | None
+                ) -> tuple[str, Iterable[bytes]]:
+    """``/studies/{s}/rendered`` and ``.../series/{se}/rendered``: (Content-Type, body).
+
+    ``multipart/related`` (the default, ``type`` ``image/jpeg`` unless ``image/png`` is
+    asked for): every instance with an image, series by number then instances by number,
+    the middle frame of a multi-frame one, rendered while the answer streams (one image in
+    memory). ``Accept: image/jpeg`` or ``image/png`` alone: the first of them, as Orthanc
+    answers. More than :data:`MAX_RENDERED` instances: 400 ``too_many_images`` before
+    anything is rendered.
+
+    Raises NotFound, Forbidden (``restricted``), NotAcceptable, BadRequest, PreviewFailed
+    (422: no instance with an image, or the first one undecodable)."""
+    from pacs.indexing.preview import PreviewFailed
+
+    size = _viewport(items, RENDERED_MAX)
+    chosen = choose(accept, [Offer(MULTIPART, JPEG), Offer(MULTIPART, PNG), Offer(JPEG),
+                             Offer(PNG)], default_part_type=JPEG)
+    _, listed = wado.list_instances(clients, uid, study_uid, series_uid)
+    if len(listed) > MAX_RENDERED:
+        raise _too_many(f"{MAX_RENDERED} instances (this one has {len(listed)})")
+
+    def images() -> Iterator[bytes]:
+        for entry in listed:
+            try:
+                yield next(_render(clients, entry.doc, size))
+            except PreviewFailed as err:
+                if err.code != "not_image":  # a report or a waveform has nothing to show
+                    raise
+    rendered = _primed(images())
+    if chosen.part_type is None:
+        first = next(rendered, None)
+        if first is None:
+            raise PreviewFailed("not_image")
+        media_type, image = _answer(first, chosen.media_type)
+        return media_type, [image]
+    return _parts(rendered, chosen.part_type)
+
+
+def _too_many(what: str) -> BadRequest:
+    return BadRequest(f"a rendered answer holds at most {what}: ask for each instance's "
+                      "/rendered (or fewer frames), or the series' /thumbnail",
+                      code="too_many_images")
 
 
 def stored_thumbnail(clients: Clients, uid: str, study_uid: str, series_uid: str | None,

@@ -1,7 +1,8 @@
 """Routing of the WADO-RS resources below a study, series or instance: ``metadata``,
 ``frames/{list}``, ``bulkdata/{path}``, ``rendered`` and ``thumbnail``
 (:mod:`pacs.dicomweb.metadata`, :mod:`pacs.dicomweb.frames`,
-:mod:`pacs.dicomweb.rendered`). :func:`match` recognises a path (the segments after
+:mod:`pacs.dicomweb.rendered`; ``frames/{list}/rendered`` and the rendered study and series
+too). :func:`match` recognises a path (the segments after
 ``studies``), :func:`serve` answers it as a :class:`~pacs.dicomweb.metadata.Reply` that the
 entry point sends as it is.
 """
@@ -68,11 +69,16 @@ def serve(clients: Clients, uid: str, route: Route, *, items: list[tuple[str, st
         return metadata.metadata(clients, uid, *uids, base=base, accept=accept,
                                  if_none_match=headers.get("If-None-Match"),
                                  accept_encoding=headers.get("Accept-Encoding"))
+    if route.kind == "frames" and route.tail[1:] == ["rendered"]:
+        content_type, chunks = rendered.render_frames(clients, uid, *route.uids,
+                                                      route.tail[0], items, accept)
+        return Reply(200, {"Content-Type": content_type, **SECURITY_HEADERS}, chunks)
     if route.kind in ("frames", "bulkdata"):
         _no_query(items)
         if route.kind == "frames":
             if len(route.tail) != 1:
-                raise NotServed("rendered frames are not offered; use /rendered or /frames")
+                raise NotServed("no such frames resource (/frames/{list} or "
+                                "/frames/{list}/rendered)")
             content_type, chunks = frames.retrieve_frames(clients, uid, *route.uids,
                                                           route.tail[0], accept)
         else:
@@ -85,9 +91,10 @@ def serve(clients: Clients, uid: str, route: Route, *, items: list[tuple[str, st
     elif route.kind == "thumbnail":
         media_type, image = rendered.stored_thumbnail(clients, uid, uids[0], uids[1], items,
                                                       accept)
-    else:
-        raise NotServed("rendered studies and series are not offered; use an instance's "
-                        "/rendered or the series' /thumbnail")
+    else:  # a study's or series' rendered images
+        content_type, chunks = rendered.render_many(clients, uid, uids[0], uids[1], items,
+                                                    accept)
+        return Reply(200, {"Content-Type": content_type, **SECURITY_HEADERS}, chunks)
     return Reply(200, {"Content-Type": media_type, **SECURITY_HEADERS}, [image])
 
 

@@ -90,17 +90,20 @@ def render_preview(
     *,
     size: int = PREVIEW_SIZE,
     inflate_max_bytes: int = DEFAULT_INFLATE_MAX_BYTES,
+    frame: int | None = None,
 ) -> bytes:
     """Render the preview of one instance whose header :func:`read_header` accepted.
 
-    Returns PNG (greyscale) or JPEG (colour) bytes. Raises :class:`PreviewFailed`.
+    ``frame``: which frame (0-based, below NumberOfFrames; the caller checks); None: the
+    middle one (:func:`preview_frame_index`). Returns PNG (greyscale) or JPEG (colour)
+    bytes. Raises :class:`PreviewFailed`.
     """
     if not header.is_image:
         raise PreviewFailed("not_image")
     rows, columns = header.fields["Rows"], header.fields["Columns"]
     if rows * columns > MAX_FRAME_PIXELS:
         raise PreviewFailed("too_large")
-    index = preview_frame_index(header.fields["NumberOfFrames"])
+    index = preview_frame_index(header.fields["NumberOfFrames"]) if frame is None else frame
     source = (io.BytesIO(bytes(fileobj_or_bytes))
               if isinstance(fileobj_or_bytes, bytes | bytearray | memoryview)
               else fileobj_or_bytes)
