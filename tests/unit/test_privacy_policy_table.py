@@ -8,13 +8,15 @@ sentence is a promise and has exactly one row quoting it word for word, unless i
 the few listed in :data:`NOT_PROMISES` (headings, the description of the document itself, the
 user's own obligation) or one of the two date lines (:data:`DATE_LINE`). A row names at least
 one pytest node id (``tests/...py::test_name``, found by parsing the test files with
-:mod:`ast`, never by running them) and every test it names exists; a row quoting a sentence
-the policy no longer has fails.
+:mod:`ast`, never by running them) and every test it names exists; every ``pacs.…`` module or
+name its behaviour names exists; a row quoting a sentence the policy no longer has fails.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -53,6 +55,18 @@ _SENTENCE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<!U\.S\.)(?<=[.!?])\s+(?=[A
 _NODE_ID = re.compile(r"`(tests/[\w/]+\.py::[\w:\[\]-]+)`")
 _TEST_REF = re.compile(r"`((?:tests|web/test)/[\w/.-]+?\.(?:py|ts)(?:::[\w:\[\]-]+)?)`")
 _KEY = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_CODE_REF = re.compile(r"`(pacs(?:\.\w+)+)`")
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``pacs.a.b`` is a module, or an attribute of one."""
+    if importlib.util.find_spec(dotted) is not None:
+        return True
+    module, _, name = dotted.rpartition(".")
+    try:
+        return hasattr(importlib.import_module(module), name)
+    except ImportError:
+        return False
 
 
 def sentences(text: str) -> list[str]:
@@ -117,6 +131,8 @@ def problems(policy: str, markdown: str, known_tests: set[str], root: Path) -> l
     out += [f"bad or repeated key {k!r}" for k in keys
             if not _KEY.match(k) or keys.count(k) > 1]
     for row in rows:
+        out += [f"row {row['key']!r}: no module or name {ref}"
+                for ref in _CODE_REF.findall(row["behaviour"]) if not _resolves(ref)]
         if not _NODE_ID.search(row["tests"]):
             out.append(f"row {row['key']!r} names no test function (tests/...py::test_name)")
         for ref in _TEST_REF.findall(row["tests"]):
@@ -192,6 +208,13 @@ def test_a_new_effective_date_alone_needs_no_table_edit(policy, markdown, known_
     dated = re.sub(r"(Effective date|Last updated): \S+", r"\1: 2031-01-01", policy)
     assert dated != policy
     assert problems(dated, markdown, known_tests, ROOT) == []
+
+
+def test_a_row_naming_code_that_is_gone_is_reported(policy, markdown, known_tests):
+    assert "`pacs.retention.trends`" in markdown
+    edited = markdown.replace("`pacs.retention.trends`", "`pacs.retention.trendz`", 1)
+    found = problems(policy, edited, known_tests, ROOT)
+    assert any(p.endswith("no module or name pacs.retention.trendz") for p in found), found
 
 
 def test_sentences_keep_abbreviations_and_split_paragraphs():
