@@ -2,7 +2,7 @@
 
 Owner routes (Firebase ID token, checked for revocation):
 ``POST /manifest``, ``POST /series``, ``POST /shares``, ``GET /shares``,
-``DELETE /shares/{share_id}``, ``GET /access``.
+``DELETE /shares/{share_id}``, ``POST /shares/preview``, ``GET /access``.
 Token-holder routes (no sign-in; the share token in the JSON body):
 ``POST /share/manifest``, ``POST /share/series``.
 Routes match the end of the path, so a Hosting rewrite prefix (``/api/links/...``) works.
@@ -37,6 +37,8 @@ def _route(method: str, path: str):
             return "access", None
         if tail == ["shares"]:
             return ("shares_list" if method == "GET" else "shares_create"), None
+        if tail == ["shares", "preview"]:
+            return "shares_preview", None
         if len(tail) == 2 and tail[0] == "shares":
             return "shares_revoke", tail[1]
         if tail == ["share", "manifest"]:
@@ -48,7 +50,7 @@ def _route(method: str, path: str):
 
 METHODS = {"manifest": "POST", "series": "POST", "access": "GET", "shares_list": "GET",
            "shares_create": "POST", "shares_revoke": "DELETE", "share_manifest": "POST",
-           "share_series": "POST"}
+           "share_series": "POST", "shares_preview": "POST"}
 PUBLIC = {"share_manifest", "share_series"}
 
 
@@ -91,6 +93,8 @@ def sign_link(request):
                 return shares.list_shares(minter, uid)
             if route == "shares_revoke":
                 return shares.revoke_share(minter, uid, arg, client)
+            if route == "shares_preview":
+                return shares.preview_share(minter, uid, _body(request))
             return shares.create_share(minter, uid, _body(request), client)
         minter = manifests.Minter(clients, _signer())
         if route == "manifest":

@@ -164,6 +164,16 @@ def create_share(minter: manifests.Minter, uid: str, body: dict[str, Any],
             "deidentified": deid, **extra}
 
 
+def preview_share(minter: manifests.Minter, uid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /shares/preview {study_id}``: what a de-identified share of the study would
+    leave out, before the owner creates it (:func:`pacs.links.deidentified.preview`); no
+    copy is made."""
+    fs = minter.clients.firestore
+    key, _ = manifests.owned_study(fs, uid, body.get("study_id"))
+    manifests.check_not_restricted(fs, uid, key)
+    return {"study_id": key, **deidentified.preview(minter.clients, uid, key)}
+
+
 def list_shares(minter: manifests.Minter, uid: str) -> dict[str, Any]:
     """``GET /shares``: the owner's shares, newest first (at most :data:`LIST_MAX`)."""
     now = minter.now()
