@@ -12,9 +12,12 @@ deletion and erasure remove them with the previews' prefix):
 
 The series document's ``metadata`` field names the current build (objects, generations,
 ``built_at``). A rebuild reuses the entries of instances whose object generation is
-unchanged and reads only the others: their first :data:`HEAD_BYTES` fetched in parallel,
-parsed one at a time (pydicom's warning silencing is process-wide) with further ranged
-reads only for long headers and fragment item headers. A new build gets new object names,
+unchanged, takes those ingest made for the others from the series' parts
+(:mod:`pacs.indexing.metadata_parts`: no instance object read, no parse) and reads only
+what is left (objects from other doors, a part lost): their first :data:`HEAD_BYTES`
+fetched in parallel, parsed one at a time (pydicom's warning silencing is process-wide)
+with further ranged reads only for long headers and fragment item headers. The parts a
+build used are deleted once it is pointed to. A new build gets new object names,
 so a reader holding the previous pointer never sees a half-written object; the previous
 objects are deleted once the pointer moved. Written first, markers checked after
 (:func:`pacs.markers.refusal`), as the preview is.
@@ -33,14 +36,11 @@ from typing import Any
 from pacs import markers
 from pacs.clients import Clients
 from pacs.dicom import header as dicom_header
-from pacs.dicom.frames import FramesUnavailable, frame_table
-from pacs.dicom.json_header import BASE as INSTANCE_BASE
-from pacs.dicom.json_header import dataset_json
-from pacs.indexing import catalog
+from pacs.indexing import catalog, metadata_parts
 from pacs.locations import delete_objects
 
 #: Placeholder for the service's base URL in stored BulkDataURIs.
-BASE = "%%BASE%%"
+BASE = metadata_parts.BASE
 HEAD_BYTES = 256 * 1024
 FETCH_THREADS = 8
 VERSION = 1
@@ -93,16 +93,7 @@ def _entry(clients: Clients, doc: dict[str, Any], head: bytes) -> dict[str, Any]
             inflate_max_bytes=settings.inflate_max_bytes)
     except dicom_header.HeaderRejected as err:
         return {**entry, "e": err.code}
-    entry["sop"] = header.sop_instance_uid
-    path = (f"{BASE}/studies/{header.study_instance_uid}/series/"
-            f"{header.series_instance_uid}/instances/{header.sop_instance_uid}/")
-    entry["d"] = json.dumps(dataset_json(ds, header), separators=(",", ":")).replace(
-        INSTANCE_BASE, path)
-    try:
-        entry["f"] = frame_table(header, ds, reader, size).to_json()
-    except FramesUnavailable as err:
-        entry["fe"] = err.code
-    return entry
+    return {**entry, **metadata_parts.instance_entry(header, ds, reader, size)}
 
 
 def _load(bucket: Any, pointer: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -165,8 +156,17 @@ def rebuild(clients: Clients, uid: str, study: str, series: str, docs: list[dict
             and all(previous[k]["g"] == str(d["generation"]) for k, d in wanted.items())):
         return "unchanged"
     fresh = [d for k, d in wanted.items() if previous.get(k, {}).get("g") != str(d["generation"])]
-    heads = _heads(clients, fresh)
     entries = {k: previous[k] for k in wanted if k not in {d["key"] for d in fresh}}
+    # Entries ingest made (the same object generation): no object read, no parse.
+    parts = metadata_parts.read_parts(bucket, uid, study, series) if fresh else {}
+    made = metadata_parts.entries_of(parts.values())
+    for doc in fresh:
+        entry = made.get((doc["key"], str(doc["generation"])))
+        if entry is not None:
+            entries[doc["key"]] = {**entry, "g": str(doc["generation"]),
+                                   "n": doc.get("InstanceNumber")}
+    fresh = [d for d in fresh if d["key"] not in entries]
+    heads = _heads(clients, fresh)
     for doc, head in zip(fresh, heads, strict=True):
         # An object whose recorded generation is gone (deleted, replaced, or never stored:
         # the reconcile job removes such documents and settles again) is an entry with its
@@ -178,7 +178,11 @@ def rebuild(clients: Clients, uid: str, study: str, series: str, docs: list[dict
         if entries[doc["key"]] is None:
             entries[doc["key"]] = {"g": str(doc["generation"]), "n": doc.get("InstanceNumber"),
                                    "e": "object_missing"}
-    return _write(clients, uid, study, series, ref, pointer, entries, computed_at)
+    outcome = _write(clients, uid, study, series, ref, pointer, entries, computed_at)
+    if outcome == "built":
+        built = {k: str(d["generation"]) for k, d in wanted.items()}
+        delete_objects(bucket, metadata_parts.used(parts, built))
+    return outcome
 
 
 def _order(item: tuple[str, dict[str, Any]]) -> tuple:

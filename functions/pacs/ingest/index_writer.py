@@ -8,6 +8,11 @@ What this saves per instance: the indexer's event handling (the erasure marker r
 metadata read, the study read, the document write and the marker check after it) and one
 Firestore commit, since 50 documents travel with their 50 results.
 
+Series metadata: each stored instance's entry (its DICOM JSON and frame table, made from
+the parse ingest already did) is written, per series, in one part object per batch before
+the transaction, so settling reads parts instead of every object (:mod:`pacs.indexing.
+metadata_parts`); a refused batch deletes its parts with its objects.
+
 Markers: the transaction reads the owner's erasure marker and the deletion record of every
 study in the batch first (one round trip), so each document lands before the marker or the
 deletion record, and the erasure's or deletion's passes, which follow them, delete it; or it
@@ -34,8 +39,9 @@ from pacs import markers
 from pacs import results as results_mod
 from pacs.clients import Clients
 from pacs.dicom import header as dicom_header
-from pacs.indexing import catalog
+from pacs.indexing import catalog, metadata_parts
 from pacs.ingest.instance_store import StoredInstance
+from pacs.locations import delete_objects
 from pacs.results import FileResult
 
 
@@ -49,6 +55,8 @@ class _Stored:
     fields: dict[str, Any]
     is_image: bool
     blob: Any
+    #: The instance's series metadata entry (:mod:`pacs.indexing.metadata_parts`), or None.
+    entry: dict[str, Any] | None = None
 
 
 class IndexWriter:
@@ -61,11 +69,13 @@ class IndexWriter:
         self._lock = threading.Lock()
 
     def stored(self, index: int, stored: StoredInstance,
-               header: dicom_header.InstanceHeader) -> None:
+               header: dicom_header.InstanceHeader,
+               entry: dict[str, Any] | None = None) -> None:
         """Remember member ``index``'s object (written now, or by this upload's earlier
-        attempt) until its result is committed with its document."""
+        attempt) and its series metadata ``entry`` until its result is committed with its
+        document (and the entry in its series' part)."""
         item = _Stored(stored.study_key, stored.series_key, stored.instance_key,
-                       dict(header.fields), bool(header.is_image), stored.blob)
+                       dict(header.fields), bool(header.is_image), stored.blob, entry)
         with self._lock:
             self._stored[index] = item
 
@@ -75,11 +85,32 @@ class IndexWriter:
         :class:`pacs.markers.ErasureBegan` raised)."""
         with self._lock:
             items = {r.index: self._stored.pop(r.index) for r in batch if r.index in self._stored}
+        parts = self._write_parts(items)  # written first, undone below when refused
         deleted = self._write(batch, items, at)
         if deleted is None:
             self._remove(items.values())
+            self._remove_parts(parts)
             raise markers.ErasureBegan(self._uid)
         self._remove(item for item in items.values() if item.study in deleted)
+        self._remove_parts((study, name) for study, name in parts if study in deleted)
+
+    def _write_parts(self, items: dict[int, _Stored]) -> list[tuple[str, str]]:
+        """The batch's series metadata entries, one part per series (study, object name)."""
+        groups: dict[tuple[str, str], dict[int, tuple[str, dict[str, Any]]]] = {}
+        for index, item in items.items():
+            if item.entry is not None:
+                groups.setdefault((item.study, item.series), {})[index] = (
+                    item.instance, {**item.entry, "g": str(item.blob.generation)})
+        if not groups:
+            return []
+        bucket = self._clients.storage.bucket(self._clients.settings.derived_bucket)
+        return metadata_parts.write_parts(bucket, self._uid, self._upload_id, groups)
+
+    def _remove_parts(self, parts: Iterable[tuple[str, str]]) -> None:
+        names = [name for _, name in parts]
+        if names:
+            delete_objects(self._clients.storage.bucket(self._clients.settings.derived_bucket),
+                           names)
 
     def _write(self, batch: list[FileResult], items: dict[int, _Stored],
                at: datetime) -> set[str] | None:

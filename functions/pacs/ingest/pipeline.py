@@ -22,7 +22,7 @@ from pacs import ids, log_events, markers, results
 from pacs.clients import Clients
 from pacs.dicom import header as dicom_header
 from pacs.events import StorageObjectEvent
-from pacs.indexing import catalog
+from pacs.indexing import catalog, metadata_parts
 from pacs.ingest.index_writer import IndexWriter
 from pacs.ingest.instance_store import MemberTooLarge, SpoolBudget, spool, store_instance
 from pacs.ingest.uploads import FAILED, FINAL_STATUSES, PENDING, PROCESSING, UPLOADS
@@ -297,7 +297,8 @@ def _read_member(clients: Clients, archive: Any, member: Any) -> FileResult | tu
                 code = "polyglot" if kind == "polyglot" else ("empty" if not head else "not_dicom")
                 return FileResult(member.index, member.display_name, results.REJECTED,
                                   reason=code, size=member.size)
-            prepared = _spool(clients, member.index, member.display_name, _Prefixed(head, stream))
+            prepared = _spool(clients, member.index, member.display_name, _Prefixed(head, stream),
+                              entry=True)
     except zip_safety.ArchiveRejected as err:
         return FileResult(member.index, member.display_name, results.REJECTED, reason=err.code,
                           size=member.size)
@@ -319,8 +320,10 @@ class _Prefixed:
         return self._rest.read(n)
 
 
-def _spool(clients: Clients, index: int, name: str, stream: Any) -> FileResult | tuple:
-    """Spool and parse one file: (data, size, sha256, header), or its refusal."""
+def _spool(clients: Clients, index: int, name: str, stream: Any,
+           entry: bool = False) -> FileResult | tuple:
+    """Spool and parse one file: (data, size, sha256, header, its series metadata entry
+    when ``entry`` is asked for, else None), or its refusal."""
     settings = clients.settings
     try:
         data, size, sha256 = spool(stream, settings.zip_max_member_bytes)
@@ -330,12 +333,14 @@ def _spool(clients: Clients, index: int, name: str, stream: Any) -> FileResult |
         data.close()
         return FileResult(index, name, results.REJECTED, reason="empty", size=0)
     try:
-        header = dicom_header.read_header(data, size, max_header_bytes=settings.header_max_bytes,
-                                          inflate_max_bytes=settings.inflate_max_bytes)
+        header, ds = dicom_header.read_header_dataset(
+            data, size, max_header_bytes=settings.header_max_bytes,
+            inflate_max_bytes=settings.inflate_max_bytes)
     except dicom_header.HeaderRejected as err:
         data.close()
         return FileResult(index, name, results.REJECTED, reason=err.code, size=size)
-    return data, size, sha256, header
+    made = metadata_parts.safe_entry(header, ds, data, size) if entry else None
+    return data, size, sha256, header, made
 
 
 def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepared: tuple,
@@ -344,7 +349,7 @@ def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepa
                     writer: IndexWriter | None = None) -> FileResult:
     """Store one spooled, parsed DICOM file and classify the outcome. Its series and study
     documents exist before the object does (the indexer relies on it)."""
-    data, size, sha256, header = prepared
+    data, size, sha256, header, entry = prepared
     try:
         parents.ensure(clients.firestore, header.fields, batch.uid, keys.study, keys.series,
                        now())
@@ -357,7 +362,7 @@ def _store_prepared(clients: Clients, batch: Batch, index: int, name: str, prepa
                                 index, data, size, sha256, header, keys,
                                 indexed_here=writer is not None)
     if writer is not None and stored.status == results.STORED:
-        writer.stored(index, stored, header)
+        writer.stored(index, stored, header, entry)
     reason = {results.DUPLICATE: "duplicate", results.CONFLICT: "conflict"}.get(stored.status)
     log_events.instance_stored(batch.uid, batch.upload_id, index, stored.status,
                                stored.instance_key[:16])
@@ -378,7 +383,7 @@ def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: An
     file, and one ``parents`` for all the parts of a request. With a ``writer``, the caller
     commits the result through it (:meth:`IndexWriter.commit`), which writes the instance
     document too; without one, ``on_instance_finalized`` indexes the object."""
-    prepared = _spool(clients, index, name, stream)
+    prepared = _spool(clients, index, name, stream, entry=writer is not None)
     if isinstance(prepared, FileResult):
         return prepared
     reason = inspect(prepared[3]) if inspect is not None else None

@@ -259,8 +259,9 @@ def reconcile_instances(ctx: JobContext, after: str | None) -> bool:
 
 def _preview_target(name: str) -> tuple[str, str, str] | None:
     """``previews/{uid}/{study}/{series}.{ext}`` (and the series' metadata objects,
-    ``{series}.meta.{build}.json.gz``, ``{series}.frames.{build}.json.gz``) → (uid, study,
-    series)."""
+    ``{series}.meta.{build}.json.gz``, ``{series}.frames.{build}.json.gz``, and ingest's
+    parts, ``{series}.part.{upload}.{member}.json.gz``, which no series names: one older
+    than the grace period was left by a crash or a race) → (uid, study, series)."""
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != "previews" or "." not in parts[3]:
         return None
