@@ -6,32 +6,22 @@ A pass reads the studies in document-id order, a page at a time, and each study'
 (one query per study); a settled series (``counts_at`` set) whose ``metadata`` is missing or
 older than :data:`pacs.indexing.series_metadata.VERSION` is rebuilt from its instance
 documents, exactly as settle builds it (erasure and deletion markers checked after the
-write). The position is saved in ``retention_state/backfill_series_metadata`` after each
-page, so a run stopped by its time budget continues there; once a pass finished at the
-current version, later runs read one state document and stop.
+write). The pass itself (pages, the position saved in
+``retention_state/backfill_series_metadata``, continuing after the time budget, one state
+read once done at the current version) is :mod:`pacs.retention.study_pass`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pacs import ids
 from pacs.errors import PacsError
 from pacs.indexing import catalog, series_metadata
-from pacs.paging import query_pages
+from pacs.retention import study_pass
 from pacs.retention.context import JobContext
 
-STATE = "retention_state"
 NAME = "backfill_series_metadata"
-STUDIES = "studies"
 INSTANCE_FIELDS = ["object", "generation", "size", "InstanceNumber", "SOPInstanceUID"]
-
-
-def _state_ref(ctx: JobContext) -> Any:
-    name = NAME
-    if ctx.scope:
-        name += "-" + ids.keyed_hash(ctx.settings.hash_key, "scope", ctx.scope)[:16]
-    return ctx.firestore.collection(STATE).document(name)
 
 
 def needs_build(series_doc: dict[str, Any]) -> bool:
@@ -43,35 +33,9 @@ def needs_build(series_doc: dict[str, Any]) -> bool:
 
 def backfill_series_metadata(ctx: JobContext) -> None:
     """Build the missing series metadata (see the module docstring); with ``ctx.scope``
-    (``"{uid}/"``, tests), only that owner's studies."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    fs = ctx.firestore
-    state_ref = _state_ref(ctx)
-    state = state_ref.get().to_dict() or {}
-    version = series_metadata.VERSION
-    if state.get("done_version") == version:
-        return
-    query = fs.collection(STUDIES)
-    if ctx.scope:
-        query = query.where(filter=FieldFilter("owner", "==", ctx.scope.rstrip("/")))
-    cursor = state.get("cursor") if state.get("version") == version else None
-    if cursor:
-        query = query.where(filter=FieldFilter("__name__", ">",
-                                               fs.collection(STUDIES).document(cursor)))
-    failed = bool(state.get("failed")) and cursor is not None
-    for page in query_pages(query.order_by("__name__"), ctx.page_size):
-        for snap in page:
-            failed |= not _study(ctx, snap)
-        ctx.count("studies_read", len(page))
-        state_ref.set({"version": version, "cursor": page[-1].id, "failed": failed,
-                       "updated_at": ctx.now}, merge=True)
-        ctx.progressed = True
-        if ctx.out_of_time():
-            return
-    # A pass with a series it could not build is not done: the next run passes again.
-    state_ref.set({"version": version, "done_version": None if failed else version,
-                   "cursor": None, "failed": False, "updated_at": ctx.now}, merge=True)
+    (``"{uid}/"``, tests), only that owner's studies. A pass with a series it could not
+    build is not done: the next run passes again."""
+    study_pass.run(ctx, NAME, series_metadata.VERSION, lambda snap: _study(ctx, snap))
 
 
 def _study(ctx: JobContext, snap: Any) -> bool:

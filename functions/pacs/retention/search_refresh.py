@@ -7,9 +7,9 @@ recomputing them needs nothing else. :data:`VERSION` names the layout (2: legacy
 finished at the current version, later runs read one state document and stop. Raising
 :data:`VERSION` makes the next scheduled run backfill again.
 
-A pass reads the studies in document-id order, a page at a time, saving its position in
-``retention_state/refresh_search_keys`` after each page, so a run that stops at its time
-budget is continued where it stopped. A study is written only when its keys differ, with
+The pass over the studies (pages in document-id order, the position saved in
+``retention_state/refresh_search_keys``, continued after the time budget) is
+:mod:`pacs.retention.study_pass`. A study is written only when its keys differ, with
 the update conditioned on the document being unchanged since it was read: a study deleted
 or erased meanwhile is never recreated (``update`` needs the document) and a concurrent
 settle wins (the next pass retries it).
@@ -19,22 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pacs import ids
 from pacs.indexing import search_keys
-from pacs.paging import query_pages
+from pacs.retention import study_pass
 from pacs.retention.context import JobContext
 
 VERSION = 2
-STATE = "retention_state"
 NAME = "refresh_search_keys"
-STUDIES = "studies"
-
-
-def _state_ref(ctx: JobContext) -> Any:
-    name = NAME
-    if ctx.scope:
-        name += "-" + ids.keyed_hash(ctx.settings.hash_key, "scope", ctx.scope)[:16]
-    return ctx.firestore.collection(STATE).document(name)
 
 
 def current_keys(doc: dict[str, Any]) -> dict[str, Any]:
@@ -44,35 +34,9 @@ def current_keys(doc: dict[str, Any]) -> dict[str, Any]:
 
 def refresh_search_keys(ctx: JobContext) -> None:
     """Bring every study's ``search`` map to the current layout (see the module docstring);
-    with ``ctx.scope`` (``"{uid}/"``, tests), only that owner's studies."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    fs = ctx.firestore
-    state_ref = _state_ref(ctx)
-    state = state_ref.get().to_dict() or {}
-    if state.get("done_version") == VERSION:
-        return
-    query = fs.collection(STUDIES)
-    if ctx.scope:
-        query = query.where(filter=FieldFilter("owner", "==", ctx.scope.rstrip("/")))
-    cursor = state.get("cursor") if state.get("version") == VERSION else None
-    if cursor:
-        query = query.where(filter=FieldFilter("__name__", ">",
-                                               fs.collection(STUDIES).document(cursor)))
-    query = query.order_by("__name__")
-    failed = bool(state.get("failed")) and cursor is not None
-    for page in query_pages(query, ctx.page_size):
-        for snap in page:
-            failed |= not _refresh(ctx, snap)
-        ctx.count("studies_read", len(page))
-        state_ref.set({"version": VERSION, "cursor": page[-1].id, "failed": failed,
-                       "updated_at": ctx.now}, merge=True)
-        ctx.progressed = True
-        if ctx.out_of_time():
-            return
-    # A pass with a study it could not write is not done: the next run passes again.
-    state_ref.set({"version": VERSION, "done_version": None if failed else VERSION,
-                   "cursor": None, "failed": False, "updated_at": ctx.now}, merge=True)
+    with ``ctx.scope`` (``"{uid}/"``, tests), only that owner's studies. A pass with a study
+    it could not write is not done: the next run passes again."""
+    study_pass.run(ctx, NAME, VERSION, lambda snap: _refresh(ctx, snap))
 
 
 def _refresh(ctx: JobContext, snap: Any, attempts: int = 3) -> bool:
