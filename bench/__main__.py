@@ -12,7 +12,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ceilings, ours, workloads
+from bench import ceilings, dicomweb_bench, ours, workloads
 from tests.localcloud_fixture import start_test_cloud, stop_test_cloud
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated workload names (default: W1,W2)")
     parser.add_argument("--no-orthanc", action="store_true", help="skip the Orthanc anchor")
     parser.add_argument("--no-search", action="store_true", help="skip the 10,000-study search")
+    parser.add_argument("--no-dicomweb", action="store_true",
+                        help="skip W1's DICOMweb figures (QIDO p50, frames/s; bench/dicomweb_bench.py)")
     parser.add_argument("--no-viewer", action="store_true",
                         help="skip the viewer's click-to-first-image figures (bench/viewer_bench.py)")
     parser.add_argument("--big-archive-gb", type=float, default=0.0,
@@ -51,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     cloud = start_test_cloud(tmp / "cloud")
     results: dict = {"when": datetime.now(UTC).isoformat(), "workloads": {}}
     try:
+        owners = {w.name: cloud.create_user() for w in built}
         for w in built:
-            figures = ours.ingest(cloud, w)
+            figures = ours.ingest(cloud, w, user=owners[w.name])
             figures["parse_ceiling_per_s"] = ceilings.parse_ceiling(w)
             figures["cloud_ceiling_per_s"] = ceilings.local_cloud_ceiling(w, cloud.clients())
             o = orthanc.get(w.name)
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             figures["orthanc_cpu_ms_per_instance"] = (o["cpu_seconds"] * 1000 / o["instances"]
                                                       if o else None)
             results["workloads"][w.name] = figures
+        w1 = next((w for w in built if w.name == "W1"), None)
+        if w1 and not args.no_dicomweb:
+            results["dicomweb"] = dicomweb_bench.compare(cloud, owners["W1"], w1,
+                                                         orthanc.get("dicomweb"))
         results["peak_rss_mib"] = ours.peak_rss_mib(cloud)
         if args.big_archive_gb:
             results["big_archive"] = ours.big_archive(cloud, tmp / "big", args.big_archive_gb)
@@ -113,6 +120,8 @@ def report(results: dict) -> None:
               f"{_ratio(f['instances_per_s'], f['cloud_ceiling_per_s']):>10s} "
               f"{_ratio(f['instances_per_s'], f['parse_ceiling_per_s']):>10s}")
     report_cpu(results["workloads"])
+    if results.get("dicomweb"):
+        dicomweb_bench.report(results["dicomweb"])
     for name, f in results["workloads"].items():
         print(f"{name}: all stored at {f['stored_s']:.1f} s, all indexed at {f['indexed_s']:.1f} s, "
               f"series settled at {f['settled_s']:.1f} s")

@@ -13,7 +13,7 @@ from bench import cpu
 from bench.workloads import Workload
 from localcloud import procs
 from tests.ingest_helpers import start_upload, upload_record
-from tests.localcloud_fixture import LocalCloud
+from tests.localcloud_fixture import LocalCloud, User
 
 
 def peak_rss_mib(cloud: LocalCloud) -> dict[str, float]:
@@ -69,8 +69,10 @@ def _put_file(session_url: str, path: Path) -> None:
     resp.raise_for_status()
 
 
-def ingest(cloud: LocalCloud, workload: Workload, timeout: float = 1800) -> dict:
-    user = cloud.create_user()
+def ingest(cloud: LocalCloud, workload: Workload, timeout: float = 1800,
+           user: User | None = None) -> dict:
+    """Upload the workload's archive as ``user`` (a new one by default) and time it."""
+    user = user or cloud.create_user()
     size = workload.path.stat().st_size
     roots = our_processes(cloud)
     cpu_before = cpu.snapshot(roots)
