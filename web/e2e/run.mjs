@@ -284,6 +284,8 @@ const scenarios = {
     await signIn(owner.page, args.url, args.email, args.password);
     await owner.page.goto(`${args.url}/studies/${args.studyId}`);
     await owner.page.getByLabel('View limit (optional)').fill('5');
+    // The full study (de-identified copies: tests/e2e/test_web_share_deidentified.py).
+    await owner.page.getByLabel('De-identified copy (recommended)').uncheck();
     await owner.page.getByRole('button', { name: 'Create share link' }).click();
     const shareUrl = await owner.page.getByTestId('share-url').inputValue();
     await shot(owner.page, '09-share-created');

@@ -8,6 +8,7 @@ import { forgetManifest } from '../manifests';
 import { restrict } from '../privacy-api';
 import type { RouteContext } from '../router';
 import { announce, errorState, field, h, spinner, toast, typedConfirm } from '../ui';
+import { confirmDeidentified, deidentifiedBadge, deidentifiedField } from './share-deid';
 
 interface Share {
   share_id: string;
@@ -19,6 +20,8 @@ interface Share {
   revoked: boolean;
   status: string;
   last_used_at: string | null;
+  deidentified?: boolean;
+  left_out?: Record<string, number>;
 }
 
 interface AccessRecord {
@@ -149,14 +152,19 @@ export async function renderStudy(ctx: RouteContext, go: (href: string) => void)
     h('option', { value: '259200' }, '3 days'), h('option', { value: '604800' }, '7 days'));
   const maxViews = h('input', { type: 'number', min: 1, max: 10000, name: 'max_views',
     inputmode: 'numeric', placeholder: 'No limit' });
+  const deid = deidentifiedField(restricted);
   const shareForm = h('form', { class: 'inline-form', 'data-testid': 'share-form' },
     field('Link valid for', expiry), field('View limit (optional)', maxViews,
-      'How many times the link may be opened.'),
+      'How many times the link may be opened.'), deid.field,
     h('button', { type: 'submit', class: 'primary', disabled: restricted }, 'Create share link'));
   shareForm.addEventListener('submit', async (e) => {
     e.preventDefault();
     const body: Record<string, unknown> = { study_id: id, expires_in_seconds: Number(expiry.value) };
     if (maxViews.value) body.max_views = Number(maxViews.value);
+    body.deidentified = deid.box.checked;
+    // A de-identified copy: the owner sees what it leaves out, and confirms, first.
+    if (deid.box.checked && !(await confirmDeidentified(id, shareResult))) return;
+    if (deid.box.checked) shareResult.replaceChildren(spinner('Making the de-identified copy…'));
     try {
       const created = await api<{ token: string; share_id: string; expires_at: string }>(
         '/links/shares', { method: 'POST', body });
@@ -170,7 +178,8 @@ export async function renderStudy(ctx: RouteContext, go: (href: string) => void)
         announce(ok ? 'Link copied.' : 'Select the link and copy it.');
         toast(ok ? 'Link copied to the clipboard.' : 'Select the link and copy it.', ok ? 'success' : 'info');
       } }, 'Copy link');
-      shareResult.replaceChildren(h('p', {}, 'Anyone with this link can view this study until ',
+      shareResult.replaceChildren(h('p', {}, `Anyone with this link can view ${body.deidentified
+        ? 'the de-identified copy of ' : ''}this study until `,
         formatDateTime(created.expires_at), '. It is shown only now: copy it.'), out, copyBtn);
       out.focus();
       out.select();
@@ -188,6 +197,7 @@ export async function renderStudy(ctx: RouteContext, go: (href: string) => void)
       shareList.replaceChildren(...(mine.length ? mine.map((x) => h('li', { 'data-testid': 'share-row',
         'data-status': x.status },
       h('span', { class: `badge status-${x.status}` }, SHARE_STATUS_TEXT[x.status] ?? x.status),
+      deidentifiedBadge(x),
       ` Created ${formatDateTime(x.created_at)}, expires ${formatDateTime(x.expires_at)}, `,
       `${x.views} view${x.views === 1 ? '' : 's'}${x.max_views ? ` of ${x.max_views}` : ''}`,
       x.status === 'active' ? h('button', { type: 'button', class: 'small danger', onclick: async () => {
