@@ -35,6 +35,9 @@ from pacs.dicom.json_header import dataset_json
 BASE = "%%BASE%%"
 VERSION = 1
 READ_THREADS = 8
+#: Largest entry ingest keeps (DICOM JSON characters, plus 32 per frame of its frame table):
+#: a CT header is about 4-11 KB of JSON; headers may reach ``PACS_HEADER_MAX_BYTES``.
+MAX_ENTRY_CHARS = 256 * 1024
 
 
 def instance_entry(header: Any, ds: Any, fileobj: Any, size: int) -> dict[str, Any]:
@@ -133,12 +136,15 @@ def entries_of(parts: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[st
 
 def safe_entry(header: Any, ds: Any, fileobj: Any, size: int) -> dict[str, Any] | None:
     """:func:`instance_entry`, or None when pydicom fails on this header in a way the
-    parse did not (settle then reads the object, as for any instance without an entry).
-    ``fileobj`` is left where it was."""
+    parse did not, or the entry is larger than :data:`MAX_ENTRY_CHARS` (ingest holds a
+    batch's entries until it commits: bounded memory). Settle then reads the object, as for
+    any instance without an entry. ``fileobj`` is left where it was."""
     at = fileobj.tell()
     try:
-        return instance_entry(header, ds, fileobj, size)
+        entry = instance_entry(header, ds, fileobj, size)
     except Exception:  # noqa: BLE001 - a cache miss, never a failed ingest
         return None
     finally:
         fileobj.seek(at)
+    frames = len((entry.get("f") or {}).get("frames") or ())
+    return entry if len(entry["d"]) + 32 * frames <= MAX_ENTRY_CHARS else None
