@@ -13,6 +13,9 @@
   the web viewer does; the token travels in a header, never in a URL. The use is counted
   in the share's access record of the day. A de-identified share reaches its copy only,
   under the copy's UIDs (:attr:`Credential.copy`).
+- ``Authorization: Share <token> <view>``: the same share, for clients that can send only
+  an ``Authorization`` header (OHIF's DICOMweb data source forwards nothing else; the
+  hosted OHIF's share recipients use it, web/ohif/share.ts).
 
 Sending a share's headers and an ``Authorization`` header together is refused (400): a
 request has one identity.
@@ -33,6 +36,7 @@ from pacs.links import access_log, shares
 
 SHARE_TOKEN_HEADER = "X-Share-Token"
 SHARE_VIEW_HEADER = "X-Share-View"
+SHARE_SCHEME = "Share"  # Authorization: Share <token> <view>
 ID_TOKEN, API_KEY, SHARE = "id_token", "api_key", "share"
 
 
@@ -103,12 +107,16 @@ def resolve(headers: Mapping[str, str], clients: Any, client: access_log.ClientI
             now: datetime) -> Credential:
     """The request's credential (see the module docstring); 401/403 when none holds."""
     share_token = _header(headers, SHARE_TOKEN_HEADER)
-    has_authorization = bool(_header(headers, "Authorization"))
-    if share_token and has_authorization:
+    authorization = _header(headers, "Authorization")
+    if share_token and authorization:
         raise BadRequest("send either Authorization or the share headers, not both",
                          code="ambiguous_credentials")
     if share_token:
         return _share(clients, share_token, _header(headers, SHARE_VIEW_HEADER), client, now)
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() == SHARE_SCHEME.lower():
+        token, _, view = credentials.strip().partition(" ")
+        return _share(clients, token, view.strip() or None, client, now)
     token = bearer_token(headers)
     if api_keys.is_api_key(token):
         return _api_key(clients, token, client, now)
