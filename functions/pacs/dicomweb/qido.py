@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pacs import ids
-from pacs.dicomweb import attributes, matching, study_match
-from pacs.errors import Forbidden
+from pacs.dicomweb import attributes, matching, restriction, study_match
 from pacs.indexing import catalog
 
 DEFAULT_LIMIT = 100
@@ -222,11 +221,8 @@ def _owned_study(firestore: Any, hash_key: bytes, uid: str, study_uid: str,
     doc = snap.to_dict() if snap.exists else None
     if not doc or doc.get("owner") != uid:
         return None
-    if opening and (doc.get("restricted") is True or (
-            account is not None and account.exists
-            and (account.to_dict() or {}).get("restricted") is True)):
-        raise Forbidden("processing of this study or account is restricted: it is listed "
-                        "but not retrieved, rendered or added to", code="restricted")
+    if opening and (doc.get("restricted") is True or restriction.flagged(account)):
+        raise restriction.refusal()
     return key, doc
 
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from pacs import ids, markers, results
+from pacs import markers, results
 from pacs.clients import Clients
-from pacs.dicomweb import attributes, qido
+from pacs.dicomweb import attributes, qido, restriction
 from pacs.dicomweb.multipart_reader import (
     MultipartError,
     MultipartReader,
@@ -108,34 +108,6 @@ class StowAnswer:
     study: str | None = None  # the first stored part's study
     referenced: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
-
-
-class _Restrictions:
-    """Whether a part's study may take new instances: not while processing of the account
-    (``users/{uid}.restricted``) or of that study (``studies/{key}.restricted``) is
-    restricted. One batched read for the first study (with the account's flag), one read
-    per further study of the request; parts of a study already seen cost nothing."""
-
-    def __init__(self, firestore: Any, hash_key: bytes, uid: str) -> None:
-        self._fs, self._hash_key, self._uid = firestore, hash_key, uid
-        self._account: bool | None = None
-        self._studies: dict[str, bool] = {}
-
-    def __call__(self, study_uid: Any) -> bool:
-        if not isinstance(study_uid, str) or not qido.is_uid(study_uid):
-            return False  # ingest refuses the part for its own reason
-        if study_uid not in self._studies:
-            study = catalog.study_ref(self._fs, ids.study_key(self._hash_key, self._uid,
-                                                              study_uid))
-            user = self._fs.collection("users").document(self._uid)
-            refs = [study] if self._account is not None else [study, user]
-            flags = {snap.reference.path: snap.exists and (snap.to_dict() or {}).get(
-                "restricted") is True
-                for snap in self._fs.get_all(refs, field_paths=["restricted"])}
-            if self._account is None:
-                self._account = flags[user.path]
-            self._studies[study_uid] = flags[study.path]
-        return bool(self._account) or self._studies[study_uid]
 
 
 def _el(name: str, value: Any) -> dict[str, Any]:
@@ -280,7 +252,7 @@ def _ingest(clients: Clients, uid: str, upload_id: str, request: StowRequest,
     recorder = results.Recorder(clients.firestore, clients.settings.hash_key, uid, upload_id,
                                 now)
     parents = catalog.ParentDocuments(clients.settings.hash_key)
-    restricted = _Restrictions(clients.firestore, clients.settings.hash_key, uid)
+    restricted = restriction.StudyFlags(clients.firestore, clients.settings.hash_key, uid)
     answer = StowAnswer(200, {})
     parts, reader = _parts(request)
     single = None
@@ -338,7 +310,8 @@ def _one(clients: Clients, batch: pipeline.Batch, index: int, part: Any,
             return refuse
         if study_uid is not None and header.fields.get("StudyInstanceUID") != study_uid:
             return "study_uid_mismatch"
-        if restricted is not None and restricted(header.fields.get("StudyInstanceUID")):
+        study = header.fields.get("StudyInstanceUID")
+        if restricted is not None and qido.is_uid(str(study)) and restricted(study):
             return "restricted"
         return None
 
