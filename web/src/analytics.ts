@@ -9,11 +9,23 @@ export const EVENTS = ['page_view', 'study_list_viewed', 'study_opened', 'search
   'upload_started', 'share_created', 'export_requested'] as const;
 export type AnalyticsEvent = typeof EVENTS[number];
 
+let consentSynced: Promise<unknown> = Promise.resolve();
+
+/** Signed-in events wait until this browser's choice has reached the consent ledger (the
+ *  mirror main.ts starts at sign-in and on every change): sent before it, the server would
+ *  refuse them as given without consent. The choice is read again once it has. */
+export function afterConsentSync(sync: Promise<unknown>): void {
+  consentSynced = sync.catch(() => {});
+}
+
 export function track(event: AnalyticsEvent, studyId?: string): void {
   if (!analyticsAllowed(window.localStorage)) return;
   const { auth, config } = getBackend();
   if (auth.currentUser) {
-    void api('/privacy/analytics', { method: 'POST', body: studyId ? { event, study_id: studyId } : { event } })
+    const body = studyId ? { event, study_id: studyId } : { event };
+    void consentSynced
+      .then(() => analyticsAllowed(window.localStorage) && auth.currentUser
+        ? api('/privacy/analytics', { method: 'POST', body }) : undefined)
       .catch(() => { /* analytics never disturbs the user */ });
   }
   if (config.analyticsEndpoint) {

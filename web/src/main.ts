@@ -1,6 +1,6 @@
 import './styles.css';
 import { onAuthStateChanged, type User } from 'firebase/auth';
-import { track } from './analytics';
+import { afterConsentSync, track } from './analytics';
 import { loadConfig } from './config';
 import { onConsentChange, readConsent } from './consent';
 import { showConsentBanner } from './consent-banner';
@@ -38,7 +38,7 @@ async function boot(): Promise<void> {
     // Generated at build time (vite-licences.ts): the bundled packages and their licences.
     h('a', { href: '/third-party-licences.txt' }, 'Open-source licences'),
     h('button', { type: 'button', class: 'link', 'data-testid': 'cookie-preferences',
-      onclick: () => showConsentBanner(syncConsent) }, 'Cookie preferences'));
+      onclick: () => showConsentBanner() }, 'Cookie preferences'));
   app.append(h('header', { class: 'topbar' },
     h('a', { href: '/', class: 'brand', 'data-link': true }, 'Radiology PACS'), nav, userBox), main, footer);
 
@@ -104,7 +104,7 @@ async function boot(): Promise<void> {
       /* no profile yet, or offline: the local choice stands and is synced next time */
     }
   }
-  onConsentChange(() => void syncConsent());
+  onConsentChange(() => afterConsentSync(syncConsent()));
 
   /** An account made elsewhere (or whose profile step failed) confirms 18+ first. */
   async function ensureProfile(): Promise<void> {
@@ -138,7 +138,7 @@ async function boot(): Promise<void> {
     renderChrome();
     if (u) {
       startIdle(() => go('/signin'));
-      void syncConsent();
+      afterConsentSync(syncConsent());
       void ensureProfile();
     } else {
       stopIdle();
