@@ -364,7 +364,12 @@ def make_handler(spec: HostingSpec) -> type[BaseHTTPRequestHandler]:
             forwarded = self.headers.get("X-Forwarded-For")
             peer = self.client_address[0]
             headers["X-Forwarded-For"] = f"{forwarded}, {peer}" if forwarded else peer
-            headers["X-Forwarded-Host"] = self.headers.get("Host", "")
+            # Hosting names the site as it was reached; a client that sends Host without
+            # the port (dicomweb-client does) reached it on this server's port.
+            host = self.headers.get("Host", "") or f"127.0.0.1:{spec.port}"
+            if ":" not in host.rsplit("]", 1)[-1]:
+                host = f"{host}:{spec.port}"
+            headers["X-Forwarded-Host"] = host
             status, out, data = _send(base, self.command, self.path, body, headers)
             self._reply(status, out, data)
 

@@ -23,6 +23,7 @@ from pacs.dicomweb import (
     qido,
     qido_root,
     removal,
+    service_url,
     stow,
     wado,
     wado_rs,
@@ -73,11 +74,10 @@ def _route(path: str) -> tuple[str, list[str], str]:
     raise NotFound("no such DICOMweb resource", code="not_found")
 
 
-def _service_base(request, base_path: str) -> str:
-    """The service's base URL as the caller reached it (through Hosting or directly)."""
-    proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
-    return f"{proto}://{host}{base_path}"
+def _service_base(request, base_path: str, forwarded: bool = True) -> str:
+    """The service's base URL as the caller reached it (:mod:`pacs.dicomweb.service_url`)."""
+    return service_url.service_base(request.headers, request.scheme, request.host,
+                                    request.environ.get("SERVER_PORT"), base_path, forwarded)
 
 
 def _credential(request, clients) -> access.Credential:
@@ -141,7 +141,8 @@ def _download_link(request):
     if credential.kind != "id_token":
         raise Forbidden("download links are for the signed-in owner; API keys retrieve "
                         "the study directly (Accept: application/zip)", code="forbidden")
-    base = request.host_url.rstrip("/") + ("/" + "/".join(parts[:-3]) if parts[:-3] else "")
+    base = _service_base(request, "/" + "/".join(parts[:-3]) if parts[:-3] else "",
+                         forwarded=False)
     link = downloads.create_link(clients, credential.uid, parts[-2],
                                  downloads.direct_base(clients, base))
     return link, 201
