@@ -137,9 +137,10 @@ def test_instance_and_study_metadata(world):
 def test_pixel_data_bulk_uri_resolves_to_the_frames(world):
     for name in ("CT_small.dcm", "JPEG2000.dcm"):
         client = world.client(name)
-        # Raw HTTP: dicomweb-client sends its Host header without the port, and URIs are
-        # built from the Host the caller used.
-        item = world.get(name, "/metadata").json()[0]
+        # Through dicomweb-client (its Host header has no port): the URI carries the port.
+        ds = world.original(name).ds
+        item = client.retrieve_instance_metadata(ds.StudyInstanceUID, ds.SeriesInstanceUID,
+                                                 ds.SOPInstanceUID)
         uri = item["7FE00010"]["BulkDataURI"]
         assert uri == world.instance_url(name) + "/bulkdata/7FE00010"
         assert client.retrieve_bulkdata(uri) == expected_frames(world.original(name))
