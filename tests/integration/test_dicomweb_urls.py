@@ -17,6 +17,7 @@ from pydicom.uid import generate_uid
 
 from localcloud import hosting, stack
 from tests.dicomweb_helpers import ingest, read_original
+from tests.ingest_helpers import instance_docs, wait_settled
 from tests.localcloud_fixture import LocalCloud
 from tests.stow_helpers import fresh
 
@@ -49,7 +50,7 @@ def bases(world) -> dict[str, str]:
 
 @pytest.mark.parametrize("way", ["direct", "hosting"])
 def test_urls_name_the_origin_the_client_used_and_resolve(world, way):
-    _, user, original, _ = world
+    cloud, user, original, _ = world
     base = bases(world)[way]
     client = DICOMwebClient(url=base, headers=user.headers())
     ds = original.ds
@@ -66,11 +67,13 @@ def test_urls_name_the_origin_the_client_used_and_resolve(world, way):
     assert client.retrieve_bulkdata(uri) == [ds.PixelData]
 
     sent = fresh("MR_small.dcm", generate_uid())
+    before = len(instance_docs(cloud, user.uid))
     answer = client.store_instances([sent])
     [ref] = answer.ReferencedSOPSequence
     assert ref.RetrieveURL == (f"{base}/studies/{sent.StudyInstanceUID}/series/"
                                f"{sent.SeriesInstanceUID}/instances/{sent.SOPInstanceUID}")
     assert answer.RetrieveURL == f"{base}/studies/{sent.StudyInstanceUID}"
+    wait_settled(cloud, user.uid, before + 1)  # indexed from its finalize event
     back = client.retrieve_instance(sent.StudyInstanceUID, sent.SeriesInstanceUID,
                                     sent.SOPInstanceUID)
     assert back.SOPInstanceUID == sent.SOPInstanceUID
