@@ -13,6 +13,7 @@ from pacs import ids
 from pacs.dicom import header as dicom_header
 from pacs.dicom import seal
 from pacs.indexing import catalog
+from pacs.ingest.object_upload import create_object
 from pacs.results import CONFLICT, DUPLICATE, STORED
 from pacs.settings import Settings
 
@@ -121,7 +122,6 @@ def store_instance(storage: Any, settings: Settings, uid: str, upload_id: str, m
     fields = header.fields
     study, series, instance = keys
     name = ids.instance_object(uid, study, instance)
-    blob = storage.bucket(settings.instances_bucket).blob(name)
     metadata = {"owner": uid, "upload_id": upload_id, "member": str(member), "sha256": sha256,
                 "series_key": series}
     token = seal.seal(key, name, catalog.sealed_fields(fields, header.is_image))
@@ -129,12 +129,10 @@ def store_instance(storage: Any, settings: Settings, uid: str, upload_id: str, m
         metadata[seal.METADATA_KEY] = token
     if indexed_here:
         metadata[catalog.INDEXED_BY_INGEST] = catalog.ingest_tag(key, name)
-    blob.metadata = metadata  # assigned whole: the property hands out a copy
     status = STORED
     try:
-        data.seek(0)
-        blob.upload_from_file(data, size=size, content_type="application/dicom",
-                              if_generation_match=0, checksum="crc32c")
+        blob = create_object(storage, settings.instances_bucket, name, data, size,
+                             "application/dicom", metadata)
     except PreconditionFailed:
         existing = storage.bucket(settings.instances_bucket).get_blob(name)
         meta = (existing.metadata or {}) if existing is not None else {}
