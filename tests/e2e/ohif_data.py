@@ -9,12 +9,13 @@ from __future__ import annotations
 import io
 
 MR_NAME = "Mr^Ohif"
+MR_PATIENT_ID = "MROHIF"
 MR_SLICES = 10
 MR_SPACING = 0.3125  # MR_small.dcm's PixelSpacing (mm), both directions
 SLICE_GAP = 1.2  # emri_small.dcm's SpacingBetweenSlices (mm)
 
 
-def mr_series(name: str = MR_NAME, patient_id: str = "MROHIF") -> list[bytes]:
+def mr_series(name: str = MR_NAME, patient_id: str = MR_PATIENT_ID) -> list[bytes]:
     """The MR series as MR_SLICES files (64 x 64, signed 16 bit, native)."""
     import copy
 

@@ -1,34 +1,24 @@
-// What the OHIF browser scripts (ohif.mjs, ohif-measure.mjs, ohif-share.mjs) share: the
-// browser, sign-in, OHIF's viewport canvas and its pixels, the first-visit tour, and a
-// record of the requests a page made.
+// What the OHIF browser scripts (ohif.mjs, ohif-measure.mjs, ohif-share.mjs) share beyond
+// browser.mjs: a browser with WebGL, OHIF's viewport canvas and its pixels, the first-visit
+// tour, and a record of the requests a browser context made.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { CHROMIUM_ARGS, log, scriptArgs, signIn as signInAs } from './browser.mjs';
 
-export const args = JSON.parse(process.argv[2] ?? '{}');
-const artifacts = args.artifacts ?? 'test-artifacts';
-mkdirSync(artifacts, { recursive: true });
-export const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`) });
-export const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
+export { log };
+export const args = scriptArgs();
+export const shot = (page, name) => page.screenshot({ path: join(args.artifacts, `${name}.png`) });
 
-/** Headless Debian Chromium with software WebGL (OHIF's viewports are WebGL). */
+/** Headless Debian Chromium with software WebGL (OHIF's viewports are WebGL, which
+ *  browser.mjs' `--disable-gpu` would turn off). */
 export function launch() {
   return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true, args: ['--headless', '--no-sandbox', '--no-first-run', '--use-angle=swiftshader',
-      '--enable-unsafe-swiftshader', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync'] });
+    headless: true, args: [...CHROMIUM_ARGS.filter((a) => a !== '--disable-gpu'),
+      '--use-angle=swiftshader', '--enable-unsafe-swiftshader'] });
 }
 
-export async function signIn(page) {
-  await page.goto(`${args.url}/signin`);
-  await page.waitForSelector('html[data-ready="true"]');
-  const banner = page.getByTestId('consent-banner');
-  if (await banner.isVisible().catch(() => false)) await page.getByTestId('consent-reject').click();
-  await page.getByLabel('Email').fill(args.email);
-  await page.getByLabel('Password').fill(args.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL('**/studies');
-}
+/** Sign in as the script's user (args.email, args.password) and wait for the studies list. */
+export const signIn = (page) => signInAs(page, args.url, args.email, args.password);
 
 /** Pixel statistics of the canvas of OHIF's (first) viewport, not of thumbnails or the
  *  offscreen canvases they are drawn with (null: no viewport yet). Runs in the page. */
@@ -92,21 +82,29 @@ export async function wheel(page) {
 }
 
 /** Record every request a browser context makes: its URL, and for /dicomweb/ answers the
- *  path, status and which credential headers went with it. */
-export function recordRequests(context) {
+ *  path, status and which credential went with it (a bearer, a share); with `bodies`, the text of
+ *  JSON answers too (QIDO results and metadata, not frames). */
+export function recordRequests(context, { bodies = false } = {}) {
   const urls = [];
   const dicomweb = [];
+  const reading = [];
   context.on('request', (r) => urls.push(r.url()));
   context.on('response', (r) => {
     const url = new URL(r.url());
     if (!url.pathname.startsWith('/dicomweb/')) return;
     const headers = r.request().headers();
     const auth = headers.authorization ?? '';
-    dicomweb.push({ path: url.pathname, query: url.search, status: r.status(),
+    const entry = { path: url.pathname, query: url.search, status: r.status(),
       bearer: auth.startsWith('Bearer ') && auth.length > 40,
-      shareToken: headers['x-share-token'] ?? null, shareView: Boolean(headers['x-share-view']) });
+      share: /^Share \S+ \S+$/.test(auth) };
+    dicomweb.push(entry);
+    if (bodies && /json/.test(r.headers()['content-type'] ?? '')) {
+      reading.push(r.text().then((t) => { entry.body = t; }, () => { entry.body = null; }));
+    }
   });
-  return { urls, dicomweb };
+  /** Wait until every body asked for so far is read. */
+  const settled = () => Promise.all(reading);
+  return { urls, dicomweb, settled };
 }
 
 /** The page's console errors, page errors and Content-Security-Policy reports. */

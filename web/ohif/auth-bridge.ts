@@ -11,6 +11,9 @@
 //   window.pacsAuth.unauthenticated()  a 401/403 from DICOMweb: force a refresh, and
 //                             back to /signin when there is no session any more.
 // The token is never put in a URL. Automatic logoff applies here as on the web client.
+// With `?share=1` (the share page's "Open in OHIF"), nobody is signed in: the requests carry
+// the share this tab opened on /view instead (share.ts), and without one OHIF goes back to
+// /view, which says why.
 import { initializeApp } from 'firebase/app';
 import {
   browserSessionPersistence, connectAuthEmulator, inMemoryPersistence, initializeAuth,
@@ -18,6 +21,8 @@ import {
 } from 'firebase/auth';
 import { loadConfig } from '../src/config';
 import { IdleTimer } from '../src/idle';
+import { isShareUrl, readShare } from '../src/ohif-access';
+import { exchangeShare, shareKind, shareViews } from './share';
 import { TokenHolder } from './token';
 
 const ACTIVITY_KEY = 'pacs.last-activity';
@@ -33,6 +38,8 @@ const tokens = new TokenHolder(async (force) => {
   const user = auth?.currentUser;
   return user ? user.getIdToken(force) : null;
 });
+const shareMode = isShareUrl(window.location.search);
+let holder = tokens;
 
 function toSignIn(): void {
   const here = window.location.pathname + window.location.search;
@@ -67,8 +74,22 @@ function startIdle(seconds: number): void {
   document.addEventListener('visibilitychange', () => idle.check());
 }
 
+/** The share recipient's start: a valid view of the tab's share, or back to /view. */
+async function startShare(apiBase: string): Promise<void> {
+  const { token } = readShare();
+  if (token) {
+    holder = new TokenHolder(shareViews(token, (t) => exchangeShare(apiBase, t)), undefined,
+      shareKind(token));
+    await holder.refresh(false).catch(() => undefined);
+    if (holder.current) return;
+  }
+  window.location.assign('/view');
+  return new Promise(() => undefined); // leaving the page: OHIF never starts
+}
+
 async function start(): Promise<void> {
   const config = await loadConfig();
+  if (shareMode) return startShare(config.apiBase);
   const app = initializeApp({ apiKey: config.apiKey, projectId: config.projectId,
     authDomain: config.authDomain, appId: config.appId });
   // The same persistence as the web client: its tab session is read, nothing outlives the tab.
@@ -99,8 +120,10 @@ async function start(): Promise<void> {
 
 const pacsAuth: PacsAuth = {
   ready: start(),
-  header: () => tokens.header(),
+  header: () => holder.header(),
   unauthenticated() {
+    // A share refused is not fixed by a new view (each would count one): OHIF shows the error.
+    if (shareMode) return;
     void tokens.refresh(true).then(() => { if (!tokens.current) toSignIn(); }, toSignIn);
   },
 };

@@ -3,6 +3,7 @@
 import { EmailAuthProvider, reauthenticateWithCredential, signOut, type User } from 'firebase/auth';
 import { getBackend } from './firebase';
 import { IdleTimer } from './idle';
+import { forgetShare } from './ohif-access';
 import { field, h, modal, toast } from './ui';
 
 /** Set while the sign-up form creates the profile (no second 18+ prompt meanwhile). */
@@ -19,7 +20,7 @@ export function currentUser(): User | null {
 export async function signOutNow(reason?: string): Promise<void> {
   stopIdle();
   await signOut(getBackend().auth);
-  sessionStorage.removeItem('pacs.share-token');
+  forgetShare();
   if (reason) sessionStorage.setItem('pacs.signout-reason', reason);
 }
 

@@ -5,10 +5,11 @@ import { track } from '../analytics';
 import { formatBytes, formatDateTime, formatDicomDate, formatPersonName } from '../format';
 import { requestDownloadLink, startDownload } from '../download';
 import { forgetManifest } from '../manifests';
+import { ohifUrl } from '../ohif-access';
 import { restrict } from '../privacy-api';
 import type { RouteContext } from '../router';
 import { announce, errorState, field, h, spinner, toast, typedConfirm } from '../ui';
-import { confirmDeidentified, deidentifiedBadge, deidentifiedField } from './share-deid';
+import { confirmDeidentified, deidentifiedBadge, deidentifiedField, preparingNote } from './share-deid';
 
 interface Share {
   share_id: string;
@@ -22,6 +23,7 @@ interface Share {
   last_used_at: string | null;
   deidentified?: boolean;
   left_out?: Record<string, number>;
+  copy_status?: string | null;
 }
 
 interface AccessRecord {
@@ -56,13 +58,6 @@ export const SHARE_STATUS_TEXT: Record<string, string> = {
 export function shareUrl(token: string, origin = window.location.origin): string {
   // The token goes in the fragment: browsers never send it to any server.
   return `${origin}/view#${token}`;
-}
-
-/** The OHIF Viewer (served under /ohif/, reading this site's DICOMweb with the session's
- *  token) on this study: a page load in this tab, not a client route, so the session in
- *  this tab's storage goes with it. Only the Study Instance UID is in the URL. */
-export function ohifUrl(studyInstanceUid: string): string {
-  return `/ohif/viewer?StudyInstanceUIDs=${encodeURIComponent(studyInstanceUid)}`;
 }
 
 function ohifLink(studyInstanceUid: unknown, restricted: boolean): HTMLElement | string {
@@ -166,7 +161,7 @@ export async function renderStudy(ctx: RouteContext, go: (href: string) => void)
     if (deid.box.checked && !(await confirmDeidentified(id, shareResult))) return;
     if (deid.box.checked) shareResult.replaceChildren(spinner('Making the de-identified copy…'));
     try {
-      const created = await api<{ token: string; share_id: string; expires_at: string }>(
+      const created = await api<{ token: string; share_id: string; expires_at: string; copy_status?: string }>(
         '/links/shares', { method: 'POST', body });
       track('share_created', id);
       const url = shareUrl(created.token);
@@ -180,7 +175,7 @@ export async function renderStudy(ctx: RouteContext, go: (href: string) => void)
       } }, 'Copy link');
       shareResult.replaceChildren(h('p', {}, `Anyone with this link can view ${body.deidentified
         ? 'the de-identified copy of ' : ''}this study until `,
-        formatDateTime(created.expires_at), '. It is shown only now: copy it.'), out, copyBtn);
+        formatDateTime(created.expires_at), '. It is shown only now: copy it.'), preparingNote(created), out, copyBtn);
       out.focus();
       out.select();
       void loadShares();

@@ -2,12 +2,11 @@ import { api, ApiError, describeError } from '../api';
 import { formatDateTime, formatDicomDate, formatPersonName } from '../format';
 import { ownerManifest, refreshDelayMs, seriesInstances, shareManifest, type InstanceEntry,
   type Manifest, type SeriesEntry, type SeriesPage } from '../manifests';
+import { ohifUrl, saveShareView, SHARE_TOKEN_KEY } from '../ohif-access';
 import type { RouteContext } from '../router';
 import { announce, errorState, h, spinner } from '../ui';
 import type { Tool } from '../viewer/dwv-viewer';
 import { canDecode, TRANSFER_SYNTAX_NAMES } from '../viewer/syntaxes';
-
-export const SHARE_TOKEN_KEY = 'pacs.share-token';
 
 /** The share token from the URL fragment (never a query string); the fragment is then
  *  removed from the address bar and kept for this tab only. */
@@ -44,6 +43,7 @@ function shareSource(token: string): Source {
     async manifest() {
       current = await shareManifest(token);
       view = current.view;
+      saveShareView(view); // OHIF in this tab reads the study during this view
       return current;
     },
     page: (seriesId, pageToken) => api<SeriesPage>('/links/share/series', { method: 'POST', auth: false,
@@ -225,7 +225,11 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
   root.replaceChildren(
     h('div', { class: 'page-head' },
       h('h1', {}, st.StudyDescription || (shared ? 'Shared study' : 'Untitled study')),
-      shared ? null : h('a', { class: 'button', href: `/studies/${manifest.study_id}`, 'data-link': true }, 'Study details')),
+      shared ? null : h('a', { class: 'button', href: `/studies/${manifest.study_id}`, 'data-link': true }, 'Study details'),
+      // The recipient's OHIF: the share's token and view go along in this tab's storage.
+      shared && typeof st.StudyInstanceUID === 'string' && st.StudyInstanceUID
+        ? h('a', { class: 'button', href: ohifUrl(st.StudyInstanceUID, true), 'data-testid': 'open-ohif' },
+          'Open in OHIF') : null),
     h('p', { class: 'patient' }, formatPersonName(st.PatientName),
       st.PatientID ? ` · ID ${st.PatientID}` : '', ` · ${formatDicomDate(st.StudyDate)}`),
     shared ? h('p', { class: 'notice' }, 'You are viewing a study shared with you. Only this study is visible through this link.') : '',
