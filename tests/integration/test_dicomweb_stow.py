@@ -351,8 +351,11 @@ def test_an_erasure_that_begins_mid_request_stops_it(cloud, user):
     stored = [b.name for b in instance_objects(cloud, user.uid)]
     from pacs import ids
 
-    # The first part's only (the erasure's to delete); nothing of the second.
-    assert len(stored) == 1 and ids.instance_key(key, user.uid, first.SOPInstanceUID) in stored[0]
+    # Nothing of the second part. The first part's object is the erasure's to delete, unless
+    # the indexer already did: its finalize event may arrive after the marker (under load),
+    # and the indexer removes what it finds of an owner whose erasure began.
+    first_key = ids.instance_key(key, user.uid, first.SOPInstanceUID)
+    assert len(stored) <= 1 and all(first_key in name for name in stored), stored
 
 
 def test_a_study_being_deleted_takes_nothing_0110(cloud, user):
