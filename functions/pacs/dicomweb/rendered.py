@@ -8,6 +8,9 @@ the middle frame of a multi-frame instance).
 * ``.../instances/{i}/thumbnail``: the same at :data:`THUMBNAIL_SIZE` (or ``viewport``).
 * ``.../series/{s}/thumbnail`` and ``/studies/{s}/thumbnail``: the series' (study's) stored
   preview image, the one the web client shows.
+* ``.../instances/{i}/frames/{list}/rendered``: those frames (:func:`render_frames`).
+* ``.../series/{s}/rendered`` and ``/studies/{s}/rendered``: every instance with an image,
+  as ``multipart/related`` (:func:`render_many`), at most :data:`MAX_RENDERED`.
 
 ``Accept`` chooses ``image/jpeg`` or ``image/png`` (``*/*``: the renderer's own choice, PNG
 for greyscale, JPEG for colour); anything else is 406. Other query parameters are 400.
