@@ -4,7 +4,8 @@ reads this site's DICOMweb with the share (``Authorization: Share <token> <view>
 tab's storage, never in a URL) and renders the shared MR; another study of the same owner,
 asked for by its UID with the share or opened in OHIF, gives nothing (empty QIDO results,
 404); after the owner revokes the share, OHIF reloaded gets nothing either. The share allows
-one view: the share page's view serves OHIF too."""
+one view: the share page's view serves OHIF too. A de-identified share renders its copy in
+OHIF without the patient's name, ID or original UIDs anywhere the recipient could read."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.e2e.conftest import ingest
 from tests.e2e.ohif_data import MR_NAME, MR_PATIENT_ID, mr_series
 from tests.e2e.viewer_data import series_zip, slice_series
 from tests.e2e.webstack import WEB, WebStack, run_node
+from tests.localcloud_fixture import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
 
@@ -116,3 +118,40 @@ def test_a_share_recipient_opens_the_shared_study_in_ohif_and_nothing_else(web: 
     mine = [s for s in listed.json()["shares"] if s["share_id"] == share["share_id"]]
     assert mine and mine[0]["views"] == 1 and mine[0]["status"] == "revoked", mine
 
+
+def test_a_deidentified_share_opens_in_ohif_without_the_patients_identity(web: WebStack, owner):
+    """A de-identified share in OHIF: the copy renders under its own UIDs, and neither the
+    pages' texts nor any DICOMweb JSON answer the recipient's browser received holds the
+    original PatientName, PatientID or Study/Series Instance UIDs."""
+    user, shared, _ = owner
+    original = shared["study"]
+    created = requests.post(web.url + "/api/links/shares", headers=user.headers(), timeout=120,
+                            json={"study_id": shared["id"], "deidentified": True})
+    assert created.status_code in (200, 201), created.text
+    share = created.json()
+
+    def copy_status() -> str | None:
+        listed = requests.get(web.url + "/api/links/shares", headers=user.headers(), timeout=30)
+        return next(s["copy_status"] for s in listed.json()["shares"]
+                    if s["share_id"] == share["share_id"])
+
+    wait_for(lambda: copy_status() == "ready", timeout=180, what="the de-identified copy")
+    out = run_node(SCRIPT, "ohif-share-deid", {"url": web.url, "shareUrl": share["url"]},
+                   timeout=420)
+    assert out.get("failure") is None, out
+    href = out["sharePage"]["href"]
+    copy_uid = href.split("StudyInstanceUIDs=")[1].split("&")[0]
+    assert href.endswith("&share=1") and copy_uid != original["StudyInstanceUID"]
+    first = out["first"]
+    assert first and first["lit"] > first["pixels"] * 0.01 and first["distinct"] > 16, first
+    answers = out["shared"]
+    assert answers and all(r["share"] and r["status"] < 400 for r in answers), answers
+    assert any(r["path"].endswith("/metadata") for r in answers)
+    assert any("/frames/" in r["path"] for r in answers)
+    bodies = [r["body"] for r in answers if r.get("body")]
+    assert any(copy_uid in b for b in bodies), "the JSON answers are the copy's"
+    # The original identity is nowhere the recipient could read it.
+    forbidden = [*IDENTITY, original["StudyInstanceUID"],
+                 shared["series"][0]["SeriesInstanceUID"]]
+    for text in [out["sharePage"]["text"], out["viewerText"], *bodies]:
+        assert not [f for f in forbidden if f in text], [f for f in forbidden if f in text]
