@@ -10,6 +10,7 @@ World and calls: ``tests/keys_helpers.py``.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -27,6 +28,7 @@ from tests.privacy_helpers import ok, sign_link
 pytestmark = pytest.mark.localcloud
 
 STUDY_UID = "0020000D"
+SHORT_SHARE_SECONDS = 10
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +98,12 @@ def test_revoked_expired_and_exhausted_shares_are_refused(world):
     ok(sign_link(world.cloud, f"shares/{created['share_id']}", world.alice, method="DELETE"))
     assert world.get("studies", headers).status_code == 404
 
-    short, short_headers = _opened(world, expires_in_seconds=2)
+    # Long enough for creating and opening it on a loaded machine (2 s was not at load ~110);
+    # then wait for the expiry the share itself states.
+    short, short_headers = _opened(world, expires_in_seconds=SHORT_SHARE_SECONDS)
     assert world.get("studies", short_headers).status_code == 200
-    time.sleep(2.5)
+    expires_at = datetime.fromisoformat(short["expires_at"].replace("Z", "+00:00"))
+    time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 1.0)
     assert world.get("studies", short_headers).status_code == 404
 
     once, once_headers = _opened(world, max_views=1)
