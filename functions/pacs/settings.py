@@ -156,6 +156,8 @@ class Settings:
     share_ttl_seconds: int = 24 * 3600
     share_ttl_cap_seconds: int = 7 * 24 * 3600
     share_max_views_cap: int = 10_000
+    # A de-identified share's copy: instances copied per run (more take further runs).
+    share_copy_run_instances: int = 300
     # Signed URLs: where they point (the emulator locally), pages of one series' instance
     # URLs, parallel signatures, the viewer origin of share links, trusted proxy hops in
     # X-Forwarded-For (for the client IP of access records).
@@ -236,6 +238,7 @@ class Settings:
                 _int(env, "PACS_LINK_TTL_SECONDS", 15 * 60), 60 * 60
             ),
             share_ttl_seconds=_int(env, "PACS_SHARE_TTL_SECONDS", 24 * 3600),
+            share_copy_run_instances=max(1, _int(env, "PACS_SHARE_COPY_RUN_INSTANCES", 300)),
             access_log_retention_days=_int(env, "PACS_ACCESS_LOG_RETENTION_DAYS", 90),
             export_link_seconds=_int(env, "PACS_EXPORT_LINK_SECONDS", 24 * 3600),
             pending_upload_expiry_hours=_int(env, "PACS_PENDING_UPLOAD_EXPIRY_HOURS", 24),

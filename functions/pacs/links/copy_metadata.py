@@ -37,6 +37,17 @@ class Entry:
     json_text: str | None
     frames: dict[str, Any]
 
+    def stored(self) -> str:
+        """What the instance's copy document keeps of it, for the copy's last run
+        (:meth:`CopyIndex.from_documents`); a DICOM JSON too long for a document is left
+        out of the metadata (its frames are still found from the object)."""
+        keep = {k: self.fields.get(k) for k in (*catalog.STUDY_FIELDS, *catalog.SERIES_FIELDS)}
+        text = self.json_text if self.json_text and len(self.json_text) <= MAX_STORED else None
+        frames = self.frames if text or self.json_text is None else {**self.frames, "e": "long"}
+        # One JSON text: Firestore holds no arrays of arrays (frame tables are).
+        return json.dumps({"fields": keep, "meta": text, "frame": frames},
+                          separators=(",", ":"))
+
 
 def entry(settings: Any, data: bytes) -> Entry:
     """The metadata and frame table of one copied instance (its de-identified bytes)."""
@@ -61,6 +72,10 @@ def entry(settings: Any, data: bytes) -> Entry:
     return Entry(fields, text, item)
 
 
+#: The longest DICOM JSON kept in an instance's copy document (Firestore's limit is 1 MiB).
+MAX_STORED = 600_000
+
+
 @dataclass
 class _Series:
     fields: dict[str, Any]
@@ -81,6 +96,17 @@ class CopyIndex:
         series = self.series.setdefault(series_id, _Series(
             {k: item.fields.get(k) for k in catalog.SERIES_FIELDS}))
         series.items.append((instance_id, item, generation))
+
+    @classmethod
+    def from_documents(cls, snaps: Any) -> CopyIndex:
+        """The index of every copied instance, from their ``share_copies`` documents."""
+        index = cls()
+        for snap in sorted(snaps, key=lambda s: s.id):
+            doc = snap.to_dict() or {}
+            stored = json.loads(doc.get("entry") or "{}")
+            index.add(doc["series_id"], snap.id, str(doc["generation"]), Entry(
+                stored.get("fields") or {}, stored.get("meta"), stored.get("frame") or {}))
+        return index
 
     def _ordered(self, series: _Series) -> Iterator[tuple[str, Entry, str]]:
         def order(triple: tuple[str, Entry, str]) -> tuple:
@@ -109,12 +135,8 @@ class CopyIndex:
             frames_bytes = gzip.compress(json.dumps(
                 {"version": series_metadata.VERSION, "instances": index},
                 separators=(",", ":")).encode())
-            meta = bucket.blob(f"{prefix}meta/{series_id}.json.gz")
-            meta.upload_from_string(meta_bytes, content_type="application/gzip",
-                                    if_generation_match=0)
-            frames_blob = bucket.blob(f"{prefix}frames/{series_id}.json.gz")
-            frames_blob.upload_from_string(frames_bytes, content_type="application/gzip",
-                                           if_generation_match=0)
+            meta = _create(bucket, f"{prefix}meta/{series_id}.json.gz", meta_bytes)
+            frames_blob = _create(bucket, f"{prefix}frames/{series_id}.json.gz", frames_bytes)
             written += len(meta_bytes) + len(frames_bytes)
             modalities.append(series.fields.get("Modality"))
             out[series_id] = {**series.fields, "owner": owner,
@@ -131,3 +153,16 @@ class CopyIndex:
             s["instance_count"] for s in out.values()), modalities=mods,
             search=search_keys.study_search_keys(self.study, mods))
         return {"study": study, "series": out}, written
+
+
+def _create(bucket: Any, name: str, data: bytes) -> Any:
+    """Write an object create-only; when an earlier delivery of the copy's last run wrote it
+    already, that one stands (its generation is what the share's index names)."""
+    from google.api_core.exceptions import PreconditionFailed
+
+    blob = bucket.blob(name)
+    try:
+        blob.upload_from_string(data, content_type="application/gzip", if_generation_match=0)
+    except PreconditionFailed:
+        blob.reload()
+    return blob

@@ -1,13 +1,20 @@
 """The de-identified copy behind a share created with ``deidentified: true`` (issue 16).
 
-At creation every instance of the study is read from the instances bucket, de-identified by
-:mod:`pacs.dicom.deidentify` under a fresh 32-byte secret (used for this copy only, never
-stored: UIDs and dates stay consistent within the copy, and nothing links it to another
-share) and written create-only to the derived bucket as
-``shares/{uid}/{share_id}/{n:06d}.dcm``; one document per copied instance,
-``shares/{share_id}/share_copies/{n:06d}``, holds what a manifest lists (remapped UIDs, the
-instance fields that identify no one, object, generation, size). Instances left out (burned-in
+Every instance of the study is read from the instances bucket, de-identified by
+:mod:`pacs.dicom.deidentify` under a fresh 32-byte secret (used for this copy only: UIDs and
+dates stay consistent within the copy, and nothing links it to another share) and written
+create-only to the derived bucket as ``shares/{uid}/{share_id}/{n:06d}.dcm``; one document
+per copied instance, ``shares/{share_id}/share_copies/{n:06d}``, holds what a manifest lists
+(remapped UIDs, the instance fields that identify no one, object, generation, size) and what
+DICOMweb serves of it (:mod:`pacs.links.copy_metadata`). Instances left out (burned-in
 annotation, ultrasound, secondary capture, unreadable) are counted by reason for the owner.
+
+A run copies at most ``share_copy_run_instances`` instances and :data:`MAX_BYTES`: the
+request that creates the share makes the first run (all of a small study); a larger copy is
+``preparing`` and carried on run by run through ``privacy-jobs`` messages
+(:func:`queue_run`, :func:`continue_copy`), with the secret and where to go on kept in the
+share's ``copy`` state until the copy is ``ready`` (then the secret is dropped). The whole
+study's size is reserved in the owner's quota meanwhile.
 
 The copy goes when the share is revoked (:func:`delete_copy`), expires (``expire_links``),
 or its study is deleted or its owner erased (registry locations ``share_copy_objects`` and
@@ -29,10 +36,11 @@ from pacs.locations import delete_objects
 
 COPIES = "share_copies"
 PREFIX = "shares/{uid}/{share_id}/"
-# One request makes the copy (no Pub/Sub continuation yet): within Hosting's 60 s and the
-# function's 512 MiB (one instance in memory at a time, three times over while copied).
-MAX_INSTANCES = 300
-MAX_BYTES = 256 << 20
+# A run copies what fits in Hosting's 60 s and the function's 512 MiB (one instance in
+# memory at a time, three times over while copied); larger copies take several runs.
+MAX_INSTANCES = 5000  # in all, over as many runs as it takes
+MAX_BYTES = 256 << 20  # per run (and ``share_copy_run_instances`` instances)
+MAX_COPY_BYTES = 8 << 30
 MAX_INSTANCE_BYTES = 64 << 20  # larger instances are left out as ``too_large``
 COPY_FIELDS = ("InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient",
                "SliceLocation", "Rows", "Columns", "NumberOfFrames", "SOPClassUID")
@@ -43,8 +51,11 @@ def prefix(uid: str, share_id: str) -> str:
     return PREFIX.format(uid=uid, share_id=share_id)
 
 
-def _instances(fs: Any, uid: str, study_key: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(series_key, instance_key, doc)`` of the owner's study, bounded."""
+def study_instances(fs: Any, uid: str, study_key: str
+                    ) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(series_key, instance_key, doc)`` of the owner's study in a stable order (series,
+    then instance, by document id), bounded by :data:`MAX_INSTANCES` and
+    :data:`MAX_COPY_BYTES` (429 ``too_large_to_deidentify``)."""
     out: list[tuple[str, str, dict[str, Any]]] = []
     total = 0
     for series in catalog.study_ref(fs, study_key).collection("series").stream():
@@ -57,10 +68,10 @@ def _instances(fs: Any, uid: str, study_key: str) -> list[tuple[str, str, dict[s
                 continue
             out.append((series.id, snap.id, doc))
             total += int(doc.get("size") or 0)
-            if len(out) > MAX_INSTANCES or total > MAX_BYTES:
+            if len(out) > MAX_INSTANCES or total > MAX_COPY_BYTES:
                 raise QuotaExceeded(
                     f"a de-identified share holds at most {MAX_INSTANCES} instances and "
-                    f"{MAX_BYTES >> 20} MiB: share the full study or fewer series",
+                    f"{MAX_COPY_BYTES >> 30} GiB: share the full study or fewer series",
                     code="too_large_to_deidentify")
     return out
 
@@ -94,145 +105,190 @@ def _check_quota(clients: Any, uid: str, adding: int) -> None:
                             "delete studies or revoke shares", code="quota_exceeded")
 
 
-def preview(clients: Any, uid: str, study_key: str) -> dict[str, Any]:
-    """What a de-identified copy of the study would leave out, without making it: each
-    instance's header is read (its first bytes, in parallel) and judged as :meth:`make_copy`
-    judges it (:func:`pacs.dicom.deidentify.left_out_reason`; ``unreadable`` for a header
-    that cannot be read, ``too_large`` past :data:`MAX_INSTANCE_BYTES`).
-
-    Returns
-    -------
-    dict
-        ``instances``, ``copied`` (how many the copy would hold), ``left_out`` (reason ->
-        count) and ``fits`` (false: over the copy's bounds, :data:`MAX_INSTANCES` and
-        :data:`MAX_BYTES`, so a de-identified share would be refused).
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from pacs.dicom import header as dicom_header
-    from pacs.dicom.deidentify import left_out_reason
-    from pacs.indexing.series_metadata import HEAD_BYTES, RangedObject
-
-    try:
-        instances = _instances(clients.firestore, uid, study_key)
-    except QuotaExceeded:
-        return {"instances": None, "copied": 0, "left_out": {}, "fits": False}
-    settings = clients.settings
-    source = clients.storage.bucket(settings.instances_bucket)
-
-    def judge(doc: dict[str, Any]) -> str | None:
-        from google.api_core.exceptions import NotFound as ObjectGone
-
-        size = int(doc.get("size") or 0)
-        if size > MAX_INSTANCE_BYTES:
-            return "too_large"
-        blob = source.blob(doc["object"], generation=int(doc["generation"]))
-        try:
-            head = blob.download_as_bytes(start=0, end=min(size, HEAD_BYTES) - 1,
-                                          checksum=None) if size else b""
-            _header, ds = dicom_header.read_header_dataset(
-                RangedObject(blob, size, head), size, max_header_bytes=settings.header_max_bytes,
-                inflate_max_bytes=settings.inflate_max_bytes)
-        except ObjectGone:
-            return "object_missing"
-        except dicom_header.HeaderRejected:
-            return "unreadable"
-        return left_out_reason(ds)
-
-    with ThreadPoolExecutor(8) as pool:
-        reasons = list(pool.map(judge, [doc for _s, _i, doc in instances]))
-    left_out = Counter(r for r in reasons if r)
-    return {"instances": len(reasons), "copied": len(reasons) - sum(left_out.values()),
-            "left_out": dict(left_out), "fits": True}
-
-
 def make_copy(clients: Any, uid: str, study_key: str, share_id: str) -> dict[str, Any]:
-    """Write the de-identified copy of ``study_key`` for ``share_id``.
+    """Start the de-identified copy of ``study_key`` for ``share_id``: check the quota for
+    the whole study, then copy the first run's instances (all of them for a study within
+    one run's bounds) in this request.
 
     Returns
     -------
     dict
-        ``copied`` (instances), ``bytes``, ``left_out`` (reason -> count), ``study_uid``
-        (the copy's StudyInstanceUID). Raises 403 ``erasure_in_progress`` or 404 after
-        removing what it wrote when the owner's erasure or the study's deletion began
-        meanwhile.
+        ``copied`` (instances), ``bytes``, ``left_out`` (reason -> count), ``done`` and
+        ``copy``: the share's ``copy`` state to store (``ready``, or ``preparing`` with
+        where the next run starts; :func:`continue_copy` runs it, queued by
+        :func:`queue_run`). Raises 403 ``erasure_in_progress`` or 404 after removing what
+        it wrote when the owner's erasure or the study's deletion began meanwhile.
     """
+    instances = study_instances(clients.firestore, uid, study_key)
+    reserved = sum(int(doc.get("size") or 0) for _s, _i, doc in instances)
+    _check_quota(clients, uid, reserved)
+    state = {"status": "preparing", "secret": secrets.token_hex(32), "next": 0, "copied": 0,
+             "bytes": 0, "left_out": {}, "runs": 0, "reserved": reserved}
+    try:
+        # An erasure or deletion that already began refuses before anything is read (its
+        # writers may be deleting the very objects this would copy).
+        _check_markers(clients, uid, study_key)
+        state = _run(clients, uid, study_key, share_id, state, instances)
+        if "index" in state:
+            clients.firestore.collection("shares").document(share_id).update(
+                {"copy_index": state.pop("index")})
+    except (markers.ErasureBegan, markers.StudyDeleted) as err:
+        delete_copy(clients, uid, share_id)
+        raise _refusal(err) from None
+    except BaseException:
+        delete_copy(clients, uid, share_id)
+        raise
+    return {"copied": state["copied"], "bytes": state["bytes"],
+            "left_out": state["left_out"], "done": state["status"] == "ready",
+            "copy": state}
+
+
+def _check_markers(clients: Any, uid: str, study_key: str) -> None:
+    markers.raise_refusal(markers.refusal(clients.firestore, clients.settings.hash_key, uid,
+                                          study_key), uid, study_key)
+
+
+def _refusal(err: BaseException) -> Exception:
+    if isinstance(err, markers.ErasureBegan):
+        return Forbidden("your account is being erased", code="erasure_in_progress")
+    return NotFound("no such study", code="not_found")
+
+
+def _run(clients: Any, uid: str, study_key: str, share_id: str, state: dict[str, Any],
+         instances: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+    """Copy the instances from ``state["next"]`` on, at most ``share_copy_run_instances``
+    and :data:`MAX_BYTES` in this run; return the new state (``ready`` once every instance
+    is done, with the copy's DICOMweb metadata written). Objects are written create-only by
+    number: a run delivered again (or retried after dying part-way) keeps what an earlier
+    delivery wrote under a number and points its document at that."""
+    from google.api_core.exceptions import NotFound as ObjectGone
+    from google.api_core.exceptions import PreconditionFailed
+
     from pacs.dicom.deidentify import Deidentifier
     from pacs.links import copy_metadata
 
     settings = clients.settings
-    fs = clients.firestore
     source = clients.storage.bucket(settings.instances_bucket)
     target = clients.storage.bucket(settings.derived_bucket)
-    deid = Deidentifier(secrets.token_bytes(32))
-    left_out: Counter[str] = Counter()
-    copied, size, study_uid = 0, 0, ""
-    share_ref = fs.collection("shares").document(share_id)
-    from google.api_core.exceptions import NotFound as ObjectGone
-    from google.api_core.exceptions import PreconditionFailed
-
-    index = copy_metadata.CopyIndex()
-    instances = _instances(fs, uid, study_key)
-    _check_quota(clients, uid, sum(int(doc.get("size") or 0) for _s, _i, doc in instances))
-    try:
-        # An erasure or deletion that already began refuses before anything is read (its
-        # writers may be deleting the very objects this would copy).
-        markers.raise_refusal(markers.refusal(fs, settings.hash_key, uid, study_key),
-                              uid, study_key)
-        for _series_key, instance_key, doc in instances:
-            if int(doc.get("size") or 0) > MAX_INSTANCE_BYTES:
-                left_out["too_large"] += 1
-                continue
-            try:
-                data = source.blob(ids.instance_object(uid, study_key, instance_key)
-                                   ).download_as_bytes(if_generation_match=int(doc["generation"]))
-            except (ObjectGone, PreconditionFailed):
-                # Deleted or replaced since it was indexed: an erasure or deletion that
-                # began meanwhile refuses; otherwise the instance is left out, named.
-                markers.raise_refusal(markers.refusal(fs, settings.hash_key, uid, study_key),
-                                      uid, study_key)
-                left_out["object_missing"] += 1
-                continue
-            result = deid.copy(data)
-            if result.data is None:
-                left_out[result.left_out or "unreadable"] += 1
-                continue
-            number = f"{copied:06d}"
-            name = prefix(uid, share_id) + f"{number}.dcm"
-            blob = target.blob(name)
-            blob.upload_from_string(result.data, content_type="application/dicom",
+    copies = clients.firestore.collection("shares").document(share_id).collection(COPIES)
+    deid = Deidentifier(bytes.fromhex(state["secret"]))
+    left_out = Counter(state.get("left_out") or {})
+    copied, size, start = int(state["copied"]), int(state["bytes"]), int(state["next"])
+    batch, batch_bytes = [], 0
+    for item in instances[start:]:
+        item_bytes = int(item[2].get("size") or 0)
+        if len(batch) >= max(1, settings.share_copy_run_instances) or (
+                batch and batch_bytes + item_bytes > MAX_BYTES):
+            break
+        batch.append(item)
+        batch_bytes += item_bytes
+    for _series_key, instance_key, doc in batch:
+        if int(doc.get("size") or 0) > MAX_INSTANCE_BYTES:
+            left_out["too_large"] += 1
+            continue
+        try:
+            data = source.blob(ids.instance_object(uid, study_key, instance_key)
+                               ).download_as_bytes(if_generation_match=int(doc["generation"]))
+        except (ObjectGone, PreconditionFailed):
+            # Deleted or replaced since it was indexed: an erasure or deletion that began
+            # meanwhile refuses; otherwise the instance is left out, named.
+            _check_markers(clients, uid, study_key)
+            left_out["object_missing"] += 1
+            continue
+        result = deid.copy(data)
+        if result.data is None:
+            left_out[result.left_out or "unreadable"] += 1
+            continue
+        number = f"{copied:06d}"
+        name = prefix(uid, share_id) + f"{number}.dcm"
+        blob = target.blob(name)
+        stored = result.data
+        try:
+            blob.upload_from_string(stored, content_type="application/dicom",
                                     if_generation_match=0)
-            markers.raise_refusal(markers.refusal(fs, settings.hash_key, uid, study_key),
-                                  uid, study_key)
-            series_id = ids.keyed_hash(settings.hash_key, "copy-series", share_id,
-                                       result.series_uid)[:32]
-            share_ref.collection(COPIES).document(number).set({
-                "owner": uid, "object": name, "generation": str(blob.generation),
-                "size": len(result.data), "StudyInstanceUID": result.study_uid,
-                "SeriesInstanceUID": result.series_uid, "SOPInstanceUID": result.sop_uid,
-                "series_id": series_id, **{k: doc[k] for k in COPY_FIELDS if k in doc},
-                "TransferSyntaxUID": doc.get("TransferSyntaxUID")})
-            index.add(series_id, number, str(blob.generation),
-                      copy_metadata.entry(settings, result.data))
-            copied += 1
-            size += len(result.data)
-            study_uid = result.study_uid
-        # What DICOMweb serves of the copy (pacs.links.copy_metadata), checked like the rest.
-        copy_index, written = index.write(target, prefix(uid, share_id), uid,
-                                          datetime.now(UTC))
-        share_ref.update({"copy_index": copy_index})
-        size += written
-        markers.raise_refusal(markers.refusal(fs, settings.hash_key, uid, study_key),
-                              uid, study_key)
-    except BaseException as err:
+        except PreconditionFailed:  # an earlier delivery of this run wrote it: it stands
+            blob.reload()
+            stored = blob.download_as_bytes(if_generation_match=blob.generation)
+        _check_markers(clients, uid, study_key)
+        entry = copy_metadata.entry(settings, stored)
+        copies.document(number).set({
+            "owner": uid, "object": name, "generation": str(blob.generation),
+            "size": len(stored), "StudyInstanceUID": result.study_uid,
+            "SeriesInstanceUID": result.series_uid, "SOPInstanceUID": result.sop_uid,
+            "series_id": ids.keyed_hash(settings.hash_key, "copy-series", share_id,
+                                        result.series_uid)[:32],
+            **{k: doc[k] for k in COPY_FIELDS if k in doc},
+            "TransferSyntaxUID": doc.get("TransferSyntaxUID"), "entry": entry.stored()})
+        copied += 1
+        size += len(stored)
+    state = {**state, "next": start + len(batch), "copied": copied, "bytes": size,
+             "left_out": dict(left_out), "runs": int(state.get("runs") or 0) + 1}
+    if state["next"] < len(instances):
+        return state
+    # The last run: what DICOMweb serves of the copy (pacs.links.copy_metadata).
+    copy_index, written = copy_metadata.CopyIndex.from_documents(copies.stream()).write(
+        target, prefix(uid, share_id), uid, datetime.now(UTC))
+    _check_markers(clients, uid, study_key)
+    ready = {k: v for k, v in state.items() if k not in ("secret", "next", "reserved")}
+    # ``index``: the share's ``copy_index``, which the caller stores with the state.
+    return {**ready, "status": "ready", "bytes": size + written, "index": copy_index}
+
+
+def queue_run(clients: Any, uid: str, share_id: str) -> None:
+    """Queue the next run of a copy that is ``preparing`` on ``privacy-jobs`` (type
+    ``share_copy``: :func:`pacs.privacy.jobs.run_job` calls :func:`continue_copy`)."""
+    import json
+
+    topic = clients.publisher.topic_path(clients.settings.project_id,
+                                         clients.settings.privacy_topic)
+    payload = {"request_id": share_id, "uid": uid, "type": "share_copy"}
+    clients.publisher.publish(topic, json.dumps(payload).encode()).result(timeout=60)
+
+
+def continue_copy(clients: Any, uid: str, share_id: str) -> str:
+    """One further run of a share's copy (a ``share_copy`` message): copy the next
+    instances, save where it stopped (only if no other run or revocation changed the share
+    meanwhile) and queue the next run, or mark the copy ``ready``. A share revoked, expired
+    or deleted meanwhile gets its copy deleted; an erasure or study deletion that began
+    marks it ``failed``. Returns what happened (``ran``, ``ready``, ``gone``, ...)."""
+    from google.api_core.exceptions import FailedPrecondition
+    from google.api_core.exceptions import NotFound as DocumentGone
+
+    fs = clients.firestore
+    ref = fs.collection("shares").document(share_id)
+    snap = ref.get()
+    doc = snap.to_dict() if snap.exists else None
+    if not doc or doc.get("owner") != uid or doc.get("revoked"):
         delete_copy(clients, uid, share_id)
-        if isinstance(err, markers.ErasureBegan):
-            raise Forbidden("your account is being erased", code="erasure_in_progress") from None
-        if isinstance(err, markers.StudyDeleted):
-            raise NotFound("no such study", code="not_found") from None
-        raise
-    return {"copied": copied, "bytes": size, "left_out": dict(left_out),
-            "study_uid": study_uid}
+        return "gone"
+    state = doc.get("copy") or {}
+    if state.get("status") != "preparing":
+        return "not_preparing"
+    try:
+        _check_markers(clients, uid, doc["study_key"])
+        state = _run(clients, uid, doc["study_key"], share_id, state,
+                     study_instances(fs, uid, doc["study_key"]))
+    except (markers.ErasureBegan, markers.StudyDeleted, QuotaExceeded):
+        delete_copy(clients, uid, share_id)
+        ref.update({"copy": {"status": "failed", "left_out": state.get("left_out") or {}},
+                    "copy_bytes": 0})
+        return "failed"
+    update: dict[str, Any] = {}
+    if state["status"] == "ready":
+        update.update(copy_bytes=state["bytes"], copy_index=state.pop("index"))
+    update["copy"] = state
+    try:
+        ref.update(update, option=fs.write_option(last_update_time=snap.update_time))
+    except (FailedPrecondition, DocumentGone):
+        again = ref.get()
+        if not again.exists or (again.to_dict() or {}).get("revoked"):
+            delete_copy(clients, uid, share_id)
+            return "gone"
+        return "superseded"  # another delivery of this run saved first
+    if state["status"] != "ready":
+        queue_run(clients, uid, share_id)
+        return "ran"
+    return "ready"
 
 
 def delete_copy(clients: Any, uid: str, share_id: str) -> int:

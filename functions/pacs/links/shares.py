@@ -29,7 +29,7 @@ from typing import Any
 from pacs import ids, log_events
 from pacs.errors import BadRequest, Forbidden, NotFound, TransientError
 from pacs.indexing import catalog
-from pacs.links import access_log, deidentified, manifests, signing
+from pacs.links import access_log, copy_preview, deidentified, manifests, signing
 
 COLLECTION = "shares"
 TOKEN = re.compile(r"^([0-9a-f]{20})\.([A-Za-z0-9_-]{43})$")
@@ -103,7 +103,8 @@ def public_share(share_id: str, doc: dict[str, Any], now: datetime) -> dict[str,
             "revoked": bool(doc.get("revoked")), "revoked_at": when(doc.get("revoked_at")),
             "last_used_at": when(doc.get("last_used_at")), "status": status_of(doc, now),
             "deidentified": bool(doc.get("deidentified")),
-            "left_out": (doc.get("copy") or {}).get("left_out", {})}
+            "left_out": (doc.get("copy") or {}).get("left_out", {}),
+            "copy_status": (doc.get("copy") or {}).get("status")}
 
 
 # --- The owner's side --------------------------------------------------------------------
@@ -147,11 +148,15 @@ def create_share(minter: manifests.Minter, uid: str, body: dict[str, Any],
         except BaseException:
             _ref(fs, share_id).delete()
             raise
-        doc["copy"] = {"status": "ready", "copied": made["copied"], "bytes": made["bytes"],
-                       "left_out": made["left_out"]}
-        doc["copy_bytes"] = made["bytes"]  # counts toward the owner's quota while it lives
-        _ref(fs, share_id).update({"copy": doc["copy"], "copy_bytes": made["bytes"]})
-        extra = {"copied": made["copied"], "left_out": made["left_out"]}
+        doc["copy"] = made["copy"]  # ready, or preparing: further runs are queued
+        # Counts toward the owner's quota while it lives (the whole study's size, reserved,
+        # while it is being prepared).
+        doc["copy_bytes"] = made["bytes"] if made["done"] else made["copy"]["reserved"]
+        _ref(fs, share_id).update({"copy": doc["copy"], "copy_bytes": doc["copy_bytes"]})
+        if not made["done"]:
+            deidentified.queue_run(minter.clients, uid, share_id)
+        extra = {"copied": made["copied"], "left_out": made["left_out"],
+                 "copy_status": doc["copy"]["status"]}
     access_log.record(fs, owner=uid, study_key=key, kind="share_created", actor=uid,
                       actor_type="owner", client=client, at=now,
                       details={"share_id": share_id, "expires_at": signing.iso(doc["expires_at"]),
@@ -166,12 +171,12 @@ def create_share(minter: manifests.Minter, uid: str, body: dict[str, Any],
 
 def preview_share(minter: manifests.Minter, uid: str, body: dict[str, Any]) -> dict[str, Any]:
     """``POST /shares/preview {study_id}``: what a de-identified share of the study would
-    leave out, before the owner creates it (:func:`pacs.links.deidentified.preview`); no
+    leave out, before the owner creates it (:func:`pacs.links.copy_preview.preview`); no
     copy is made."""
     fs = minter.clients.firestore
     key, _ = manifests.owned_study(fs, uid, body.get("study_id"))
     manifests.check_not_restricted(fs, uid, key)
-    return {"study_id": key, **deidentified.preview(minter.clients, uid, key)}
+    return {"study_id": key, **copy_preview.preview(minter.clients, uid, key)}
 
 
 def list_shares(minter: manifests.Minter, uid: str) -> dict[str, Any]:
@@ -334,7 +339,11 @@ def open_view(fs: Any, key: bytes, token: Any, view: Any, now: datetime
 
 def _copy_manifest(minter: manifests.Minter, share_id: str, doc: dict[str, Any]
                    ) -> dict[str, Any]:
-    if (doc.get("copy") or {}).get("status") != "ready":
+    status = (doc.get("copy") or {}).get("status")
+    if status == "preparing":
+        raise NotFound("the de-identified copy is still being prepared: try again in a few "
+                       "minutes", code="copy_preparing")
+    if status != "ready":
         raise share_not_found()
     issued = minter.now()
     ttl = signing.link_ttl(minter.settings, issued, doc["expires_at"])

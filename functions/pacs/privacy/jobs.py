@@ -102,7 +102,8 @@ def attest_age(clients: Clients, caller: Caller, body: dict[str, Any],
 
 def run_job(clients: Clients, payload: dict[str, Any],
             now: Callable[[], datetime] = utc_now) -> str:
-    """A ``privacy-jobs`` message: run the export or erasure it names (idempotent)."""
+    """A ``privacy-jobs`` message: run the export or erasure it names, or the next run of a
+    de-identified share's copy (idempotent)."""
     kind, uid, request_id = payload.get("type"), payload.get("uid"), payload.get("request_id")
     if not isinstance(uid, str) or not isinstance(request_id, str):
         return "malformed"
@@ -111,6 +112,10 @@ def run_job(clients: Clients, payload: dict[str, Any],
         return "erased"
     if kind == "export":
         return export_runs.run_export_request(clients, uid, request_id, now=now)
+    if kind == "share_copy":  # a de-identified share's copy, run by run (request_id: share)
+        from pacs.links import deidentified
+
+        return deidentified.continue_copy(clients, uid, request_id)
     return "unknown_type"
 
 

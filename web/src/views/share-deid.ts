@@ -77,9 +77,19 @@ export async function confirmDeidentified(studyId: string, container: HTMLElemen
 }
 
 /** The share list's mark of a de-identified share (with what its copy left out). */
-export function deidentifiedBadge(share: { deidentified?: boolean; left_out?: Record<string, number> }): HTMLElement | null {
+export function deidentifiedBadge(share: { deidentified?: boolean; left_out?: Record<string, number>;
+  copy_status?: string | null }): HTMLElement | null {
   if (!share.deidentified) return null;
   const lines = leftOutLines(share.left_out);
-  return h('span', { class: 'badge', 'data-testid': 'share-deidentified',
-    title: lines.length ? `Left out: ${lines.join(', ')}` : 'Nothing left out' }, 'De-identified');
+  const preparing = share.copy_status === 'preparing';
+  return h('span', { class: 'badge', 'data-testid': 'share-deidentified', 'data-copy-status': share.copy_status ?? '',
+    title: lines.length ? `Left out: ${lines.join(', ')}` : 'Nothing left out' },
+  preparing ? 'De-identified (copy being prepared)' : 'De-identified');
+}
+
+/** What the owner is told when the copy of a large study is still being made. */
+export function preparingNote(created: { copy_status?: string }): HTMLElement | string {
+  return created.copy_status === 'preparing' ? h('p', { class: 'notice', 'data-testid': 'deid-preparing' },
+    'The de-identified copy of this large study is being prepared: the link works once it is ready, '
+    + 'usually within a few minutes. The share list shows when.') : '';
 }
