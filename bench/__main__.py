@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         w1 = next((w for w in built if w.name == "W1"), None)
         if w1 and not args.no_dicomweb:
             results["dicomweb"] = dicomweb_bench.compare(cloud, owners["W1"], w1,
-                                                         orthanc.get("dicomweb"))
+                                                         tmp / "orthanc-dicomweb")
         results["peak_rss_mib"] = ours.peak_rss_mib(cloud)
         if args.big_archive_gb:
             results["big_archive"] = ours.big_archive(cloud, tmp / "big", args.big_archive_gb)

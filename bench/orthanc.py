@@ -1,8 +1,6 @@
 """The Orthanc anchor: Debian's Orthanc 1.10 with its own config, SQLite and a fresh
 database, in its own network namespace with only loopback (1.10 cannot bind one address),
-fed by two clients POSTing to /instances; then /tools/find for the same searches, and
-W1's DICOMweb figures through its DICOMweb plugin 1.7 (``bench/dicomweb_bench.py``: the
-same QIDO searches and frames as against ours).
+fed by two clients POSTing to /instances; then /tools/find for the same searches.
 
 Run inside the namespace as ``unshare --net python -m bench.orthanc WORKLOAD.zip ...``;
 prints one JSON document."""
@@ -20,10 +18,9 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import cpu, dicomweb_bench
+from bench import cpu
 
 PORT = 8042
-DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
 
 def _post(path: str, body: bytes, content_type: str = "application/dicom") -> bytes:
@@ -38,10 +35,8 @@ def start(workdir: Path) -> subprocess.Popen:
     config = {"Name": "bench", "StorageDirectory": str(workdir / "db"),
               "IndexDirectory": str(workdir / "db"), "HttpPort": PORT,
               "DicomServerEnabled": False, "RemoteAccessAllowed": True,
-              "AuthenticationEnabled": False, "StorageCompression": False,
-              "HttpThreadsCount": 50,
-              "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
-              "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
+              "AuthenticationEnabled": False, "Plugins": [], "StorageCompression": False,
+              "HttpThreadsCount": 50}
     (workdir / "orthanc.json").write_text(json.dumps(config))
     proc = subprocess.Popen(["/usr/sbin/Orthanc", str(workdir / "orthanc.json")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,10 +85,6 @@ def main(paths: list[str]) -> None:
             queries = [{"PatientName": "A*"}, {"ModalitiesInStudy": "CT"},
                        {"StudyDate": "20000101-20301231"}, {"PatientName": "*", "ModalitiesInStudy": "MR"}]
             results["find"] = find_latency(queries)
-            w1 = next((Path(p) for p in paths if Path(p).stem == "W1"), None)
-            if w1 and DICOMWEB_PLUGIN.exists():
-                results["dicomweb"] = dicomweb_bench.measure(
-                    f"http://127.0.0.1:{PORT}/dicom-web", {}, dicomweb_bench.target(w1))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
