@@ -138,3 +138,34 @@ def test_runs_delivered_twice_leave_one_copy_whose_documents_name_its_objects(sm
     # The recipient gets every instance through its signed URLs.
     manifest = ok(exchange(cloud, share["token"]))
     assert sum(s["instance_count"] for s in manifest["series"]) == 7
+
+
+def test_a_copy_whose_next_run_was_lost_is_resumed_by_the_scheduled_job(small_runs):
+    import dataclasses
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    from pacs.privacy import jobs
+
+    cloud = small_runs
+    owner = cloud.create_user()
+    seeded = seed_study(cloud, owner.uid, instances_per_series=(5,), previews=False)
+    clients = dataclasses.replace(cloud.clients(), settings=dataclasses.replace(
+        cloud.settings(), share_copy_run_instances=2))
+    # The first run made (as the request makes it) but its next run never queued: lost.
+    share_id = secrets.token_hex(10)
+    ref = clients.firestore.collection("shares").document(share_id)
+    now = datetime.now(UTC)
+    ref.create({"owner": owner.uid, "study_key": seeded.study_key, "deidentified": True,
+                "token_hash": secrets.token_hex(32), "created_at": now, "revoked": False,
+                "expires_at": now + timedelta(hours=1), "views": 0, "max_views": None})
+    made = deidentified.make_copy(clients, owner.uid, seeded.study_key, share_id)
+    assert not made["done"] and made["copied"] == 2
+    ref.update({"copy": made["copy"]})
+    # Not yet stalled: nothing queued; 30 minutes on, the job queues the next run.
+    assert deidentified.resume_stalled_copies(clients, now, timedelta(minutes=30)) == 0
+    assert _share_doc(cloud, share_id)["copy"]["status"] == "preparing"
+    assert jobs.resume_stalled(clients, now + timedelta(minutes=31)) >= 1
+    doc = _wait(lambda: (lambda d: d if d["copy"]["status"] == "ready" else None)(
+        _share_doc(cloud, share_id)))
+    assert doc["copy"]["copied"] == 5 and doc["copy"]["runs"] == 3

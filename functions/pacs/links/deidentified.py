@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pacs import ids, markers
@@ -222,7 +222,8 @@ def _run(clients: Any, uid: str, study_key: str, share_id: str, state: dict[str,
         copied += 1
         size += len(stored)
     state = {**state, "next": start + len(batch), "copied": copied, "bytes": size,
-             "left_out": dict(left_out), "runs": int(state.get("runs") or 0) + 1}
+             "left_out": dict(left_out), "runs": int(state.get("runs") or 0) + 1,
+             "updated_at": datetime.now(UTC)}
     if state["next"] < len(instances):
         return state
     # The last run: what DICOMweb serves of the copy (pacs.links.copy_metadata).
@@ -243,6 +244,26 @@ def queue_run(clients: Any, uid: str, share_id: str) -> None:
                                          clients.settings.privacy_topic)
     payload = {"request_id": share_id, "uid": uid, "type": "share_copy"}
     clients.publisher.publish(topic, json.dumps(payload).encode()).result(timeout=60)
+
+
+def resume_stalled_copies(clients: Any, now: datetime, older_than: timedelta) -> int:
+    """Queue the next run again of every copy left ``preparing`` for longer than
+    ``older_than`` (a lost message, or a run that died past its retries; a run still under
+    way meanwhile makes the second one a duplicate, which saves nothing). For the
+    scheduled ``resume_erasures`` job (:func:`pacs.privacy.jobs.resume_stalled`). Returns
+    how many were queued."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = clients.firestore.collection("shares").where(
+        filter=FieldFilter("copy.status", "==", "preparing"))
+    queued = 0
+    for snap in query.stream():
+        doc = snap.to_dict() or {}
+        updated = (doc.get("copy") or {}).get("updated_at")
+        if doc.get("owner") and isinstance(updated, datetime) and updated <= now - older_than:
+            queue_run(clients, doc["owner"], snap.id)
+            queued += 1
+    return queued
 
 
 def continue_copy(clients: Any, uid: str, share_id: str) -> str:

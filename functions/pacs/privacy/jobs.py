@@ -122,7 +122,8 @@ def run_job(clients: Clients, payload: dict[str, Any],
 def resume_stalled(clients: Clients, now: datetime, older_than: timedelta = timedelta(minutes=30)
                    ) -> int:
     """Queue again every export or erasure request left ``received`` or ``in_progress`` for
-    longer than ``older_than`` (a lost message, or a job that died past its retries).
+    longer than ``older_than`` (a lost message, or a job that died past its retries), and
+    every de-identified share's copy left ``preparing`` as long.
     For the scheduled ``resume_erasures`` job, which also removes any download link that a
     version before issue 14 stored in an export's result (:func:`export.forget_stored_links`;
     one query that finds nothing once they are gone). Returns how many were queued."""
@@ -140,4 +141,6 @@ def resume_stalled(clients: Clients, now: datetime, older_than: timedelta = time
                     and updated <= now - older_than:
                 publish_job(clients, snap.id, doc["owner"], doc["type"])
                 queued += 1
-    return queued
+    from pacs.links import deidentified
+
+    return queued + deidentified.resume_stalled_copies(clients, now, older_than)
