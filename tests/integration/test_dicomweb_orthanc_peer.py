@@ -164,7 +164,9 @@ def test_a_read_only_key_cannot_store_through_orthanc(world):
     orthanc_id = world.put_into_orthanc(original)
     before = world.stored_objects()
     resp = world.orthanc.post("/dicom-web/servers/pacs-read/stow", {"Resources": [orthanc_id]})
+    # Orthanc reports the remote refusal as its own error, the status in its log.
     assert resp.status_code >= 400, resp.text
+    assert "received HTTP status 403" in world.orthanc.log_tail(20000), resp.text
     assert world.stored_objects() == before
     assert world.ours().search_for_instances(
         search_filters={"SOPInstanceUID": original.ds.SOPInstanceUID}) == []
