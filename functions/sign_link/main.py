@@ -15,7 +15,7 @@ from pacs import guard, http
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest, NotFound
-from pacs.links import access_log, manifests, shares, signing
+from pacs.links import access_log, copy_preview, manifests, shares, signing
 
 guard.assert_safe_environment()
 
@@ -94,7 +94,7 @@ def sign_link(request):
             if route == "shares_revoke":
                 return shares.revoke_share(minter, uid, arg, client)
             if route == "shares_preview":
-                return shares.preview_share(minter, uid, _body(request))
+                return copy_preview.preview_share(minter, uid, _body(request))
             return shares.create_share(minter, uid, _body(request), client)
         minter = manifests.Minter(clients, _signer())
         if route == "manifest":

@@ -7,7 +7,18 @@ from collections import Counter
 from typing import Any
 
 from pacs.errors import QuotaExceeded
+from pacs.links import manifests
 from pacs.links.deidentified import MAX_INSTANCE_BYTES, study_instances
+
+
+def preview_share(minter: manifests.Minter, uid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /shares/preview {study_id}``: what a de-identified share of the owner's study
+    would leave out (:func:`preview`); 404 for a study that is not theirs, 403 while
+    processing is restricted."""
+    fs = minter.clients.firestore
+    key, _ = manifests.owned_study(fs, uid, body.get("study_id"))
+    manifests.check_not_restricted(fs, uid, key)
+    return {"study_id": key, **preview(minter.clients, uid, key)}
 
 
 def preview(clients: Any, uid: str, study_key: str) -> dict[str, Any]:

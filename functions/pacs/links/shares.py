@@ -29,7 +29,7 @@ from typing import Any
 from pacs import ids, log_events
 from pacs.errors import BadRequest, Forbidden, NotFound, TransientError
 from pacs.indexing import catalog
-from pacs.links import access_log, copy_preview, deidentified, manifests, signing
+from pacs.links import access_log, deidentified, manifests, signing
 
 COLLECTION = "shares"
 TOKEN = re.compile(r"^([0-9a-f]{20})\.([A-Za-z0-9_-]{43})$")
@@ -167,16 +167,6 @@ def create_share(minter: manifests.Minter, uid: str, body: dict[str, Any],
             "url": f"{settings.viewer_origin}/view#{token}",
             "expires_at": signing.iso(doc["expires_at"]), "max_views": max_views,
             "deidentified": deid, **extra}
-
-
-def preview_share(minter: manifests.Minter, uid: str, body: dict[str, Any]) -> dict[str, Any]:
-    """``POST /shares/preview {study_id}``: what a de-identified share of the study would
-    leave out, before the owner creates it (:func:`pacs.links.copy_preview.preview`); no
-    copy is made."""
-    fs = minter.clients.firestore
-    key, _ = manifests.owned_study(fs, uid, body.get("study_id"))
-    manifests.check_not_restricted(fs, uid, key)
-    return {"study_id": key, **copy_preview.preview(minter.clients, uid, key)}
 
 
 def list_shares(minter: manifests.Minter, uid: str) -> dict[str, Any]:
