@@ -2,7 +2,8 @@
 "De-identified copy" box is on by default; before the share is made the owner sees what the
 copy leaves out (here a secondary capture) and confirms; the share list marks the share; a
 recipient in a fresh browser context opens the link, the copy's image renders, and the
-original patient name, ID and UIDs appear nowhere in the page or in any JSON it received."""
+original patient name, ID and UIDs appear nowhere in the page or in any JSON it received; the
+page says it is a de-identified copy and what was left out."""
 
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ def test_a_deidentified_share_from_the_dialog_renders_for_the_recipient(web: Web
     assert "de-identified copy" in out["createdText"] and "/view#" in out["shareUrl"]
     assert out["badge"] == "De-identified"
     assert out["image"] and out["image"]["litFraction"] > 0.05, out["image"]
+    # The recipient is told it is a de-identified copy, and what it left out.
+    assert "de-identified copy" in out["notice"] and "1 secondary capture" in out["notice"]
     secrets = {NAME, NAME.replace("^", " "), "Webtest", PATIENT_ID,
                *{ds.StudyInstanceUID for ds in originals},
                *{ds.SeriesInstanceUID for ds in originals},

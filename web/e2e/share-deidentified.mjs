@@ -58,8 +58,9 @@ await runScript(args, 'share-deidentified', async (browser) => {
     await guest.page.waitForTimeout(200);
   }
   await screenshot(args, guest.page, 'deid-03-recipient');
+  const notice = await guest.page.getByTestId('deid-notice').innerText();
   const pageText = await guest.page.locator('body').innerText();
   const pageHtml = await guest.page.content();
   return { checkedByDefault, previewText, leftOut, sharesBefore, createdText, badge, shareUrl,
-    image, pageText, pageHtml, guestResponses, errors: guest.errors.concat(owner.errors) };
+    image, notice, pageText, pageHtml, guestResponses, errors: guest.errors.concat(owner.errors) };
 });

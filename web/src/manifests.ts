@@ -23,6 +23,9 @@ export interface Manifest {
   series_page_size: number;
   view?: string;
   share?: { expires_at: string; max_views: number | null; views: number };
+  /** A de-identified share's copy, and what it left out (reason -> count). */
+  deidentified?: boolean;
+  left_out?: Record<string, number>;
 }
 
 export interface InstanceEntry {

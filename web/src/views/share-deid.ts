@@ -93,3 +93,11 @@ export function preparingNote(created: { copy_status?: string }): HTMLElement | 
     'The de-identified copy of this large study is being prepared: the link works once it is ready, '
     + 'usually within a few minutes. The share list shows when.') : '';
 }
+
+/** The recipient's note on a de-identified copy: what was removed and what was left out. */
+export function deidentifiedNotice(leftOut: Record<string, number> | undefined): HTMLElement {
+  const lines = leftOutLines(leftOut);
+  return h('p', { class: 'notice', 'data-testid': 'deid-notice' },
+    'This is a de-identified copy: the patient\'s name, ID and birth date were removed, its UIDs replaced and its dates shifted.',
+    lines.length ? ` Left out by the sender's copy: ${lines.join(', ')}.` : '');
+}

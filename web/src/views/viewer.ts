@@ -7,6 +7,7 @@ import type { RouteContext } from '../router';
 import { announce, errorState, h, spinner } from '../ui';
 import type { Tool } from '../viewer/dwv-viewer';
 import { canDecode, TRANSFER_SYNTAX_NAMES } from '../viewer/syntaxes';
+import { deidentifiedNotice } from './share-deid';
 
 /** The share token from the URL fragment (never a query string); the fragment is then
  *  removed from the address bar and kept for this tab only. */
@@ -87,8 +88,10 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
     ({ DicomViewer } = await viewerModule);
   } catch (err) {
     const gone = err instanceof ApiError && err.status === 404;
+    const preparing = err instanceof ApiError && err.code === 'copy_preparing';
     root.replaceChildren(h('h1', {}, shared ? 'Shared study' : 'Viewer'),
-      errorState(gone ? (shared ? 'This link has expired, was revoked, or has been used up. Ask the sender for a new one.'
+      errorState(preparing ? 'The de-identified copy shared with you is still being prepared. Try again in a few minutes.'
+        : gone ? (shared ? 'This link has expired, was revoked, or has been used up. Ask the sender for a new one.'
         : 'This study does not exist or was deleted.') : describeError(err)));
     return;
   }
@@ -233,6 +236,7 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
     h('p', { class: 'patient' }, formatPersonName(st.PatientName),
       st.PatientID ? ` · ID ${st.PatientID}` : '', ` · ${formatDicomDate(st.StudyDate)}`),
     shared ? h('p', { class: 'notice' }, 'You are viewing a study shared with you. Only this study is visible through this link.') : '',
+    manifest.deidentified ? deidentifiedNotice(manifest.left_out) : '',
     // What opening a share records about the recipient (issue 16: the owner sees the coarse values).
     shared ? h('p', { class: 'muted', 'data-testid': 'share-recorded' }, 'Opening this link records the time, your IP address and your browser. ',
       'The person who shared it sees the time, your network (your IP address with its last part removed) and your browser\'s name; ',
