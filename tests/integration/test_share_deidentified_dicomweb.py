@@ -1,7 +1,8 @@
 """DICOMweb serves a de-identified share's copy (issue 16): the share's view headers reach
 exactly one study, the copy's, under its remapped UIDs, through the pinned
 ``dicomweb-client`` (QIDO-RS studies, series and instances, nested and at the root; WADO-RS
-study, series and instance retrieve, the ZIP, metadata, frames and bulk data). The bytes of
+study, series and instance retrieve, the ZIP, metadata, frames and bulk data; an instance's
+rendered image, thumbnail and rendered frames). The bytes of
 every answer hold no original identifier (names, IDs, dates, Study/Series/SOP UIDs of the
 ingested files); frames equal pydicom's frames of the copy's objects; the original UIDs
 answer 404 (or an empty search) to this credential.
@@ -161,6 +162,18 @@ def test_a_deidentified_share_serves_its_copy_under_remapped_uids(world):
         assert member == f"{series_uid}/{sop_uid}.dcm"
         assert pydicom.dcmread(io.BytesIO(archive.read(member))).PixelData == copy.PixelData
 
+    # Rendered: the copy's instance and frames as images; no stored previews of a copy.
+    from PIL import Image
+
+    instance_path = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
+    for path, size in ((f"{instance_path}/rendered", 64), (f"{instance_path}/thumbnail", 64),
+                       (f"{instance_path}/frames/5/rendered", 64)):
+        resp = world.get(path, headers, Accept="image/png")
+        assert resp.status_code == 200 and resp.headers["Content-Type"] == "image/png", path
+        assert Image.open(io.BytesIO(resp.content)).size == (size, size), path
+    assert world.get(f"studies/{study_uid}/series/{series_uid}/thumbnail",
+                     headers).status_code == 404
+
     # The original UIDs are not found for this credential; nor a read-only write.
     o_study, o_series, o_sop = (original.StudyInstanceUID, original.SeriesInstanceUID,
                                 original.SOPInstanceUID)
@@ -172,7 +185,8 @@ def test_a_deidentified_share_serves_its_copy_under_remapped_uids(world):
                  f"studies/{o_study}/series/{o_series}/instances/{o_sop}/frames/1",
                  f"studies/{study_uid}/series/{o_series}/metadata",
                  f"studies/{study_uid}/series/{series_uid}/instances/{o_sop}",
-                 f"studies/{study_uid}/series/{series_uid}/instances/{o_sop}/frames/1"):
+                 f"studies/{study_uid}/series/{series_uid}/instances/{o_sop}/frames/1",
+                 f"studies/{o_study}/series/{o_series}/instances/{o_sop}/rendered"):
         assert world.get(path, headers).status_code == 404, path
     resp = requests.delete(f"{world.cloud.urls['dicomweb']}/studies/{study_uid}",
                            headers=headers, timeout=60)

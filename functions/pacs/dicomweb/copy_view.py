@@ -16,8 +16,9 @@ The seam is *which documents back the request*: here the copy's, never the owner
 Everything else is the study's code given these documents: query checks, matching, ordering
 and DICOM JSON of :mod:`pacs.dicomweb.qido` and :mod:`pacs.dicomweb.attributes`; retrieve
 (multipart and ZIP) of :mod:`pacs.dicomweb.wado`; :mod:`pacs.dicomweb.metadata`;
-:mod:`pacs.dicomweb.frames`. Rendered images and thumbnails are not offered for a copy
-(404): the web viewer and OHIF render the frames themselves.
+:mod:`pacs.dicomweb.frames`; an instance's ``rendered``, ``thumbnail`` and rendered frames
+of :mod:`pacs.dicomweb.rendered`. A copy has no stored previews: study and series thumbnails
+and rendered studies and series are 404.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pacs.clients import Clients
-from pacs.dicomweb import attributes, frames, metadata, qido, wado, wado_rs
+from pacs.dicomweb import attributes, frames, metadata, qido, rendered, wado, wado_rs
 from pacs.dicomweb.metadata import Reply
 from pacs.errors import BadRequest, NotFound
 from pacs.links import deidentified
@@ -155,6 +156,21 @@ class CopyStudy:
 
     # --- WADO-RS -------------------------------------------------------------------------
 
+    def _rendered(self, route: Any, request: Request, accept: str | None) -> Reply:
+        """An instance's ``/rendered`` or ``/thumbnail``, or ``/frames/{list}/rendered``,
+        of the copy's object (:mod:`pacs.dicomweb.rendered`)."""
+        docs = self.instances(route.uids[1], route.uids[2])
+        if not docs:
+            raise _not_found()
+        if route.kind == "frames":
+            return _rendered_reply(*rendered.render_frames(
+                self.clients, self.owner, *route.uids, route.tail[0], request.items, accept,
+                doc=docs[0]))
+        media_type, image = rendered.render_instance(
+            self.clients, self.owner, *route.uids, request.items, accept,
+            thumbnail=route.kind == "thumbnail", doc=docs[0])
+        return _rendered_reply(media_type, [image])
+
     def _check(self, uids: list[str]) -> None:
         """404 unless the path's UIDs are the copy's study and (when given) one of its
         series."""
@@ -180,15 +196,19 @@ class CopyStudy:
     def wado(self, request: Request) -> Reply:
         """Metadata, frames and bulk data of the copy (:mod:`pacs.dicomweb.wado_rs` routes)."""
         route = wado_rs.match_path(request.path)
-        if route is None or route.kind in ("rendered", "thumbnail"):
-            raise NotFound("rendered images are not offered for a de-identified share; "
-                           "retrieve its frames", code="not_found")
+        rendering = route is not None and (route.kind in ("rendered", "thumbnail") or (
+            route.kind == "frames" and route.tail[1:] == ["rendered"]))
+        if route is None or (rendering and route.level != "instance"):
+            raise NotFound("a de-identified share renders single instances and frames only "
+                           "(no stored previews)", code="not_found")
         self._check(route.uids)
         accept = request.headers.get("Accept")
-        if request.items:
+        if request.items and not rendering:
             raise BadRequest("this resource takes no query parameters",
                              code="unsupported_query")
         uids = route.uids + [None] * (3 - len(route.uids))
+        if rendering:
+            return self._rendered(route, request, accept)
         if route.kind == "metadata":
             series = [self.one_series(uids[1])] if uids[1] else self.series
             return metadata.metadata(
@@ -209,6 +229,10 @@ class CopyStudy:
             content_type, chunks = frames.retrieve_bulkdata(
                 self.clients, self.owner, *route.uids, route.tail, accept, found=found)
         return Reply(200, {"Content-Type": content_type, **wado_rs.SECURITY_HEADERS}, chunks)
+
+
+def _rendered_reply(content_type: str, chunks: Any) -> Reply:
+    return Reply(200, {"Content-Type": content_type, **wado_rs.SECURITY_HEADERS}, chunks)
 
 
 def serve(clients: Clients, credential: Any, request: Request) -> Reply:

@@ -104,7 +104,8 @@ def _render(clients: Clients, doc: dict[str, Any], size_limit: int,
     from pacs.indexing import preview
 
     settings = clients.settings
-    blob = clients.storage.bucket(settings.instances_bucket).blob(
+    # ``bucket``: a de-identified share's copy lives in the derived bucket (copy_view).
+    blob = clients.storage.bucket(doc.get("bucket") or settings.instances_bucket).blob(
         doc["object"], generation=int(doc["generation"]))
     with blob.open("rb", chunk_size=1024**2) as reader:
         try:
@@ -127,14 +128,16 @@ def _render(clients: Clients, doc: dict[str, Any], size_limit: int,
 
 def render_instance(clients: Clients, uid: str, study_uid: str, series_uid: str,
                     sop_uid: str, items: list[tuple[str, str]], accept: str | None,
-                    thumbnail: bool) -> tuple[str, bytes]:
-    """(media type, image) of one of the caller's instances.
+                    thumbnail: bool, doc: dict[str, Any] | None = None) -> tuple[str, bytes]:
+    """(media type, image) of one of the caller's instances. ``doc`` (the instance
+    document) replaces the caller's catalog: what backs the request for another credential
+    (a de-identified share's copy, :mod:`pacs.dicomweb.copy_view`).
 
     Raises NotFound (not the caller's), PreviewFailed (422: no image, too large,
     undecodable), NotAcceptable, BadRequest (query)."""
     size_limit = _viewport(items, THUMBNAIL_SIZE if thumbnail else RENDERED_MAX)
     choose(accept, [Offer(JPEG), Offer(PNG)])  # 406 before any read
-    doc = _instance_doc(clients, uid, study_uid, series_uid, sop_uid)
+    doc = doc or _instance_doc(clients, uid, study_uid, series_uid, sop_uid)
     return _answer(next(_render(clients, doc, size_limit)), accept)
 
 
@@ -157,8 +160,8 @@ def _primed(images: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def render_frames(clients: Clients, uid: str, study_uid: str, series_uid: str, sop_uid: str,
-                  frame_list: str, items: list[tuple[str, str]], accept: str | None
-                  ) -> tuple[str, Iterable[bytes]]:
+                  frame_list: str, items: list[tuple[str, str]], accept: str | None,
+                  doc: dict[str, Any] | None = None) -> tuple[str, Iterable[bytes]]:
     """``.../frames/{list}/rendered``: (Content-Type, body). One frame: an image as
     :func:`render_instance` sends it (or a one-part multipart when only that is
     accepted); several: ``multipart/related`` of ``image/jpeg`` or ``image/png``, in the
@@ -174,7 +177,7 @@ def render_frames(clients: Clients, uid: str, study_uid: str, series_uid: str, s
     single = len(numbers) == 1
     chosen = choose(accept, [Offer(JPEG), Offer(PNG), *offers] if single else offers,
                     default_part_type=JPEG)
-    doc = _instance_doc(clients, uid, study_uid, series_uid, sop_uid)
+    doc = doc or _instance_doc(clients, uid, study_uid, series_uid, sop_uid)  # as above
     images = _primed(_render(clients, doc, size, numbers))
     if chosen.part_type is None:
         media_type, image = _answer(next(images), accept)
