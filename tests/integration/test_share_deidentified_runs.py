@@ -65,6 +65,7 @@ def test_a_copy_over_several_runs_is_one_consistent_copy(small_runs):
     originals = sum(len(v) for v in seeded.series.values())
     share = create_share(cloud, owner, seeded.study_key, deidentified=True)
     assert share["copy_status"] == "preparing" and share["copied"] == 2
+    assert "copy_secret" not in share and "secret" not in json.dumps(share)
     # Until it is ready the recipient is told it is being prepared.
     first = exchange(cloud, share["token"])
     if _share_doc(cloud, share["share_id"])["copy"]["status"] == "preparing":
@@ -74,7 +75,8 @@ def test_a_copy_over_several_runs_is_one_consistent_copy(small_runs):
         _share_doc(cloud, share["share_id"])))
     state = doc["copy"]
     assert state["copied"] == originals and state["left_out"] == {}
-    assert state["runs"] >= 3 and "secret" not in state and "next" not in state
+    assert state["runs"] >= 3 and "next" not in state
+    assert deidentified.SECRET_FIELD not in doc  # the copy's secret went when it was ready
     objects = _objects(cloud, owner.uid, share["share_id"])
     dicoms = {n: d for n, d in objects.items() if n.endswith(".dcm")}
     assert sorted(dicoms) == [deidentified.prefix(owner.uid, share["share_id"]) + f"{i:06d}.dcm"
@@ -161,7 +163,7 @@ def test_a_copy_whose_next_run_was_lost_is_resumed_by_the_scheduled_job(small_ru
                 "expires_at": now + timedelta(hours=1), "views": 0, "max_views": None})
     made = deidentified.make_copy(clients, owner.uid, seeded.study_key, share_id)
     assert not made["done"] and made["copied"] == 2
-    ref.update({"copy": made["copy"]})
+    ref.update({"copy": made["copy"], deidentified.SECRET_FIELD: made["secret"]})
     # Not yet stalled: nothing queued; 30 minutes on, the job queues the next run.
     assert deidentified.resume_stalled_copies(clients, now, timedelta(minutes=30)) == 0
     assert _share_doc(cloud, share_id)["copy"]["status"] == "preparing"

@@ -12,8 +12,8 @@ annotation, ultrasound, secondary capture, unreadable) are counted by reason for
 A run copies at most ``share_copy_run_instances`` instances and :data:`MAX_BYTES`: the
 request that creates the share makes the first run (all of a small study); a larger copy is
 ``preparing`` and carried on run by run through ``privacy-jobs`` messages
-(:func:`queue_run`, :func:`continue_copy`), with the secret and where to go on kept in the
-share's ``copy`` state until the copy is ``ready`` (then the secret is dropped). The whole
+(:func:`queue_run`, :func:`continue_copy`), where to go on kept in the share's ``copy`` state
+and the secret in its :data:`SECRET_FIELD` until the copy is ``ready`` (then it is deleted). The whole
 study's size is reserved in the owner's quota meanwhile.
 
 The copy goes when the share is revoked (:func:`delete_copy`), expires (``expire_links``),
@@ -35,6 +35,9 @@ from pacs.indexing import catalog
 from pacs.locations import delete_objects
 
 COPIES = "share_copies"
+#: The share document's field holding the copy's secret while it is ``preparing`` (left out
+#: of the owner's export as security material; deleted once the copy is ready).
+SECRET_FIELD = "copy_secret"
 PREFIX = "shares/{uid}/{share_id}/"
 # A run copies what fits in Hosting's 60 s and the function's 512 MiB (one instance in
 # memory at a time, three times over while copied); larger copies take several runs.
@@ -122,13 +125,14 @@ def make_copy(clients: Any, uid: str, study_key: str, share_id: str) -> dict[str
     instances = study_instances(clients.firestore, uid, study_key)
     reserved = sum(int(doc.get("size") or 0) for _s, _i, doc in instances)
     _check_quota(clients, uid, reserved)
-    state = {"status": "preparing", "secret": secrets.token_hex(32), "next": 0, "copied": 0,
-             "bytes": 0, "left_out": {}, "runs": 0, "reserved": reserved}
+    secret = secrets.token_hex(32)
+    state = {"status": "preparing", "next": 0, "copied": 0, "bytes": 0, "left_out": {},
+             "runs": 0, "reserved": reserved}
     try:
         # An erasure or deletion that already began refuses before anything is read (its
         # writers may be deleting the very objects this would copy).
         _check_markers(clients, uid, study_key)
-        state = _run(clients, uid, study_key, share_id, state, instances)
+        state = _run(clients, uid, study_key, share_id, state, secret, instances)
         if "index" in state:
             clients.firestore.collection("shares").document(share_id).update(
                 {"copy_index": state.pop("index")})
@@ -140,7 +144,7 @@ def make_copy(clients: Any, uid: str, study_key: str, share_id: str) -> dict[str
         raise
     return {"copied": state["copied"], "bytes": state["bytes"],
             "left_out": state["left_out"], "done": state["status"] == "ready",
-            "copy": state}
+            "copy": state, "secret": secret}
 
 
 def _check_markers(clients: Any, uid: str, study_key: str) -> None:
@@ -155,7 +159,7 @@ def _refusal(err: BaseException) -> Exception:
 
 
 def _run(clients: Any, uid: str, study_key: str, share_id: str, state: dict[str, Any],
-         instances: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+         secret: str, instances: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
     """Copy the instances from ``state["next"]`` on, at most ``share_copy_run_instances``
     and :data:`MAX_BYTES` in this run; return the new state (``ready`` once every instance
     is done, with the copy's DICOMweb metadata written). Objects are written create-only by
@@ -171,7 +175,7 @@ def _run(clients: Any, uid: str, study_key: str, share_id: str, state: dict[str,
     source = clients.storage.bucket(settings.instances_bucket)
     target = clients.storage.bucket(settings.derived_bucket)
     copies = clients.firestore.collection("shares").document(share_id).collection(COPIES)
-    deid = Deidentifier(bytes.fromhex(state["secret"]))
+    deid = Deidentifier(bytes.fromhex(secret))
     left_out = Counter(state.get("left_out") or {})
     copied, size, start = int(state["copied"]), int(state["bytes"]), int(state["next"])
     batch, batch_bytes = [], 0
@@ -230,7 +234,7 @@ def _run(clients: Any, uid: str, study_key: str, share_id: str, state: dict[str,
     copy_index, written = copy_metadata.CopyIndex.from_documents(copies.stream()).write(
         target, prefix(uid, share_id), uid, datetime.now(UTC))
     _check_markers(clients, uid, study_key)
-    ready = {k: v for k, v in state.items() if k not in ("secret", "next", "reserved")}
+    ready = {k: v for k, v in state.items() if k not in ("next", "reserved")}
     # ``index``: the share's ``copy_index``, which the caller stores with the state.
     return {**ready, "status": "ready", "bytes": size + written, "index": copy_index}
 
@@ -274,6 +278,7 @@ def continue_copy(clients: Any, uid: str, share_id: str) -> str:
     marks it ``failed``. Returns what happened (``ran``, ``ready``, ``gone``, ...)."""
     from google.api_core.exceptions import FailedPrecondition
     from google.api_core.exceptions import NotFound as DocumentGone
+    from google.cloud.firestore import DELETE_FIELD
 
     fs = clients.firestore
     ref = fs.collection("shares").document(share_id)
@@ -285,18 +290,22 @@ def continue_copy(clients: Any, uid: str, share_id: str) -> str:
     state = doc.get("copy") or {}
     if state.get("status") != "preparing":
         return "not_preparing"
+    secret = doc.get(SECRET_FIELD)
     try:
         _check_markers(clients, uid, doc["study_key"])
-        state = _run(clients, uid, doc["study_key"], share_id, state,
+        if not isinstance(secret, str):
+            raise QuotaExceeded("the copy's secret is gone", code="copy_failed")
+        state = _run(clients, uid, doc["study_key"], share_id, state, secret,
                      study_instances(fs, uid, doc["study_key"]))
     except (markers.ErasureBegan, markers.StudyDeleted, QuotaExceeded):
         delete_copy(clients, uid, share_id)
         ref.update({"copy": {"status": "failed", "left_out": state.get("left_out") or {}},
-                    "copy_bytes": 0})
+                    "copy_bytes": 0, SECRET_FIELD: DELETE_FIELD})
         return "failed"
     update: dict[str, Any] = {}
     if state["status"] == "ready":
         update.update(copy_bytes=state["bytes"], copy_index=state.pop("index"))
+        update[SECRET_FIELD] = DELETE_FIELD
     update["copy"] = state
     try:
         ref.update(update, option=fs.write_option(last_update_time=snap.update_time))

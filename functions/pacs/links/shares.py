@@ -152,7 +152,10 @@ def create_share(minter: manifests.Minter, uid: str, body: dict[str, Any],
         # Counts toward the owner's quota while it lives (the whole study's size, reserved,
         # while it is being prepared).
         doc["copy_bytes"] = made["bytes"] if made["done"] else made["copy"]["reserved"]
-        _ref(fs, share_id).update({"copy": doc["copy"], "copy_bytes": doc["copy_bytes"]})
+        update = {"copy": doc["copy"], "copy_bytes": doc["copy_bytes"]}
+        if not made["done"]:  # the next runs need the copy's secret
+            update[deidentified.SECRET_FIELD] = made["secret"]
+        _ref(fs, share_id).update(update)
         if not made["done"]:
             deidentified.queue_run(minter.clients, uid, share_id)
         extra = {"copied": made["copied"], "left_out": made["left_out"],

@@ -54,7 +54,7 @@ RESULT_LIST_MAX = 100  # integrity findings listed in the request (all are in th
 FOLDERS = {"instance_objects": "dicom", "preview_objects": "previews",
            "upload_objects": "uploads"}
 # Fields left out of the exported documents: security material, not data about the user.
-REDACTED = {"shares": ("token_hash",), "api_keys": ("key_hash",)}
+REDACTED = {"shares": ("token_hash", "copy_secret"), "api_keys": ("key_hash",)}
 
 README = """Radiology PACS - export of your data
 =====================================
