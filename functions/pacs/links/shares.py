@@ -29,7 +29,7 @@ from typing import Any
 from pacs import ids, log_events
 from pacs.errors import BadRequest, Forbidden, NotFound, TransientError
 from pacs.indexing import catalog
-from pacs.links import access_log, deidentified, manifests, signing
+from pacs.links import access_log, copy_manifest, deidentified, manifests, signing
 
 COLLECTION = "shares"
 TOKEN = re.compile(r"^([0-9a-f]{20})\.([A-Za-z0-9_-]{43})$")
@@ -340,8 +340,8 @@ def _copy_manifest(minter: manifests.Minter, share_id: str, doc: dict[str, Any]
         raise share_not_found()
     issued = minter.now()
     ttl = signing.link_ttl(minter.settings, issued, doc["expires_at"])
-    return deidentified.copy_manifest(minter, share_id, doc, issued, ttl,
-                                      signing.iso(signing.expiry_of_batch(issued, ttl)))
+    return copy_manifest.copy_manifest(minter, share_id, doc, issued, ttl,
+                                       signing.iso(signing.expiry_of_batch(issued, ttl)))
 
 
 def share_manifest(minter: manifests.Minter, body: dict[str, Any],
@@ -388,7 +388,7 @@ def share_series(minter: manifests.Minter, body: dict[str, Any],
     if doc.get("deidentified"):
         issued = minter.now()
         ttl = signing.link_ttl(minter.settings, issued, doc["expires_at"])
-        page = deidentified.copy_series_page(
+        page = copy_manifest.copy_series_page(
             minter, share_id, doc, body.get("series_id"), body.get("page_token"), issued, ttl,
             signing.iso(signing.expiry_of_batch(issued, ttl)))
     else:
