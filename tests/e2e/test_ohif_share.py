@@ -68,7 +68,7 @@ def test_a_share_recipient_opens_the_shared_study_in_ohif_and_nothing_else(web: 
     out = run_node(SCRIPT, "ohif-share", {
         "url": web.url, "shareUrl": share["url"], "otherUid": other_uid,
         "otherSeriesUid": other["series"][0]["SeriesInstanceUID"],
-        "revoke": f"{web.url}/api/links/shares/{share['share_id']}",
+        "revoke": f"{web.url}/api/links/shares/{share['share_id']}", "dropView": True,
         "ownerHeaders": user.headers()}, timeout=420)
     assert out.get("failure") is None, {k: v for k, v in out.items() if k != "urls"}
     assert out["sharePage"]["href"] == f"/ohif/viewer?StudyInstanceUIDs={shared_uid}&share=1"
@@ -106,6 +106,13 @@ def test_a_share_recipient_opens_the_shared_study_in_ohif_and_nothing_else(web: 
         assert r["share"] and (r["status"] == 404 or (r["status"] == 200
                                                       and _json(r.get("body")) == [])), r
     assert not other_ohif["image"] or other_ohif["image"]["lit"] == 0, other_ohif["image"]
+    # No view in the tab: OHIF asked for a new one, the used-up share gave none, and OHIF went
+    # back to the share page (which says so) without asking DICOMweb anything.
+    no_view = out["noView"]
+    assert no_view["url"] == f"{web.url}/view" and no_view["dicomweb"] == 0, no_view
+    assert "used up" in no_view["text"], no_view["text"][:2000]
+    exchanges = [u for u in out["urls"] if u.endswith("/api/links/share/manifest")]
+    assert len(exchanges) == 3  # the share page, OHIF's attempt, the share page again
     # Revoked: OHIF reloaded on the shared study gets no answer but refusals, and no image.
     assert out["revoked"] in (200, 204)
     revoked = out["afterRevoke"]
@@ -113,7 +120,8 @@ def test_a_share_recipient_opens_the_shared_study_in_ohif_and_nothing_else(web: 
     assert not revoked["image"] or revoked["image"]["lit"] == 0, revoked
     # The token was in no request URL of the recipient's browser.
     assert out["urls"] and not [u for u in out["urls"] if token in u or "token=" in u]
-    # One view was counted: the share page's, which OHIF used (and reused after a reload).
+    # One view was counted: the share page's, which OHIF used (and reused after a reload);
+    # the refused exchanges counted none.
     listed = requests.get(web.url + "/api/links/shares", headers=user.headers(), timeout=30)
     mine = [s for s in listed.json()["shares"] if s["share_id"] == share["share_id"]]
     assert mine and mine[0]["views"] == 1 and mine[0]["status"] == "revoked", mine

@@ -67,6 +67,22 @@ try {
     await shot(page, 'ohif-share-3-other');
   }
 
+  // Without the page's view OHIF exchanges the token for a new one: a share whose views are
+  // used up gives none, and OHIF goes back to /view, which says why (the view is put back
+  // after).
+  if (args.dropView) {
+    const kept = await page.evaluate(() => sessionStorage.getItem('pacs.share-view'));
+    await page.evaluate(() => sessionStorage.removeItem('pacs.share-view'));
+    from = dicomweb.length;
+    await page.goto(`${args.url}${result.sharePage.href}`);
+    await page.waitForURL((u) => new URL(u).pathname === '/view');
+    await page.getByRole('alert').first().waitFor({ state: 'visible' }).catch(() => undefined);
+    result.noView = { url: page.url(), text: await page.locator('body').innerText(),
+      dicomweb: dicomweb.length - from };
+    await shot(page, 'ohif-share-4-no-view');
+    await page.evaluate((v) => sessionStorage.setItem('pacs.share-view', v), kept);
+  }
+
   // The owner revokes the share: OHIF, reloaded on the shared study, gets nothing more.
   if (args.revoke) {
     const r = await fetch(args.revoke, { method: 'DELETE', headers: args.ownerHeaders });
@@ -76,7 +92,7 @@ try {
     await page.waitForTimeout(8000);
     result.afterRevoke = { requests: await since(from), image: await waitForImage(page, 4000),
       url: page.url() };
-    await shot(page, 'ohif-share-4-revoked');
+    await shot(page, 'ohif-share-5-revoked');
   }
 } catch (err) {
   result.failure = String(err).slice(0, 500);
