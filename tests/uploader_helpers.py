@@ -18,7 +18,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from pacs_cli.uploader import CHUNK_GRANULARITY, make_start_upload
+from pacs_cli.upload_start import make_start_upload
+from pacs_cli.uploader import CHUNK_GRANULARITY
 
 KIB256 = CHUNK_GRANULARITY
 

@@ -7,8 +7,9 @@ import sys
 import time
 from typing import Any
 
-from pacs_cli import endpoints, firestore_rest, session, uploader
+from pacs_cli import endpoints, firestore_rest, session, upload_batch, upload_start, uploader
 from pacs_cli.errors import CliError
+from pacs_cli.upload_sessions import default_session_store
 
 FINAL = ("complete", "partial", "failed")
 
@@ -42,8 +43,8 @@ def wait_for_upload(upload_id: str, timeout: float) -> dict[str, Any]:
 def upload(args) -> tuple[dict[str, Any], str]:
     try:
         url = endpoints.function_url("create-upload")
-        start = uploader.make_start_upload(url, session.id_token)
-        start_batch = uploader.make_start_batch(url, session.id_token)
+        start = upload_start.make_start_upload(url, session.id_token)
+        start_batch = upload_start.make_start_batch(url, session.id_token)
         session.id_token()  # fail early when not signed in
     except session.AuthFailed as err:
         raise CliError(str(err), code="not_signed_in") from err
@@ -55,9 +56,9 @@ def upload(args) -> tuple[dict[str, Any], str]:
         raise CliError(str(err), code=err.code) from err
     if not files:
         raise CliError("no files to upload at those paths", code="no_files")
-    sent = uploader.upload_all(args.paths, start, show_progress=not args.no_progress,
+    sent = upload_batch.upload_all(args.paths, start, show_progress=not args.no_progress,
                                stream=sys.stderr,
-                               session_store=uploader.default_session_store(),
+                               session_store=default_session_store(),
                                start_batch=start_batch)
     results = []
     for item in sent:

@@ -1,4 +1,6 @@
-"""Resumable uploads of DICOM files and ZIPs to Cloud Storage, for ``pacs upload``.
+"""Resumable uploads of DICOM files and ZIPs to Cloud Storage, for ``pacs upload``: one
+file's upload (this module), starting uploads (``upload_start``), the remembered sessions
+(``upload_sessions``) and many files with progress bars (``upload_batch``).
 
 Each file is announced to the ``create_upload`` HTTP function (``start_upload``), which
 answers with a Google Cloud Storage *resumable upload session URI*; a folder's files are
@@ -52,17 +54,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import random
 import re
-import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import requests
+
+from pacs_cli.upload_sessions import SessionStore
 
 DICOM = "application/dicom"
 ZIP = "application/zip"
@@ -71,13 +73,11 @@ OCTET_STREAM = "application/octet-stream"
 CHUNK_GRANULARITY = 256 * 1024
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 # Cloud Storage keeps a resumable session for a week; older stored sessions are dropped.
-SESSION_MAX_AGE = 6 * 24 * 3600
 DEFAULT_TIMEOUT = (10.0, 300.0)  # (connect, read) seconds per request
 
 _RANGE_RE = re.compile(r"^bytes=0-(\d+)$")
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 # create_upload's 429 reasons that a retry within seconds cannot change.
-LIMIT_CODES = ("quota_exceeded", "rate_limited", "byte_rate_limited")
 _NOT_RESUMABLE = {"partial_object", "checksum_mismatch", "bad_response", "file_changed"}
 _sleep = time.sleep  # tests replace it
 
@@ -144,177 +144,6 @@ def iter_upload_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
     return out
-
-
-# --- the create_upload call --------------------------------------------------------------
-
-
-def _limit(resp: requests.Response) -> bool:
-    """A 429 for a quota or an hourly rate (not worth retrying within seconds)."""
-    if resp.status_code != 429:
-        return False
-    try:
-        return resp.json().get("error") in LIMIT_CODES
-    except (ValueError, AttributeError):
-        return False
-
-
-def _post_create_upload(client: requests.Session, url: str, id_token: str | Callable[[], str],
-                        body: dict, what: str, retries: int, backoff: float,
-                        timeout: float | tuple[float, float]) -> Any:
-    """POST ``body`` to ``create_upload``; retries connection errors, 429 (but a limit's)
-    and 5xx; other errors raise ``UploadError`` with the function's ``error`` code and
-    ``message``."""
-    failures = 0
-    while True:
-        token = id_token() if callable(id_token) else id_token
-        try:
-            resp = client.post(url, json=body, timeout=timeout,
-                               headers={"Authorization": f"Bearer {token}"})
-        except (requests.ConnectionError, requests.Timeout) as err:
-            resp, problem = None, f"{type(err).__name__}: {err}"
-        if resp is not None and resp.status_code == 200:
-            try:
-                return resp.json()
-            except ValueError as err:
-                raise UploadError("create_upload answered with something not JSON",
-                                  code="bad_response") from err
-        if resp is not None and (resp.status_code not in _RETRY_STATUS or _limit(resp)):
-            code, message = f"http_{resp.status_code}", resp.text[:300]
-            try:
-                answer = resp.json()
-                code = str(answer.get("error", code))
-                message = str(answer.get("message", message))
-            except (ValueError, AttributeError):
-                pass
-            raise UploadError(f"create_upload refused {what}: {message}", code=code)
-        if resp is not None:
-            problem = f"HTTP {resp.status_code}"
-        failures += 1
-        if failures > retries:
-            raise UploadError(f"create_upload failed: {problem}", code="network")
-        _backoff(backoff, failures)
-
-
-def make_start_upload(create_upload_url: str, id_token: str | Callable[[], str], *,
-                      http: requests.Session | None = None, retries: int = 3,
-                      backoff: float = 1.0,
-                      timeout: float | tuple[float, float] = 30.0) -> Callable[[dict], dict]:
-    """A ``start_upload`` callable that POSTs to the ``create_upload`` function with
-    ``Authorization: Bearer <id token>``. ``id_token`` may be a callable (e.g.
-    ``session.id_token``), asked before every call so long runs keep a fresh token.
-    Retries connection errors, 429 and 5xx, except a 429 for a quota or an hourly rate
-    (:data:`LIMIT_CODES`); other errors raise ``UploadError`` with the function's ``error``
-    code and ``message``."""
-    client = http or requests.Session()
-
-    def start_upload(request: dict) -> dict:
-        return _post_create_upload(client, create_upload_url, id_token, request,
-                                   repr(request.get("filename")), retries, backoff, timeout)
-
-    return start_upload
-
-
-def make_start_batch(create_upload_url: str, id_token: str | Callable[[], str], *,
-                     http: requests.Session | None = None, retries: int = 3,
-                     backoff: float = 1.0, timeout: float | tuple[float, float] = 120.0
-                     ) -> Callable[[list[dict]], list[dict]]:
-    """A ``start_batch`` callable: one ``create_upload`` request for several files
-    (``{"files": [...]}``), answered with one session per file, in order, for all of them
-    or none. Errors as :func:`make_start_upload`."""
-    client = http or requests.Session()
-
-    def start_batch(requests_: list[dict]) -> list[dict]:
-        answer = _post_create_upload(client, create_upload_url, id_token,
-                                     {"files": requests_}, f"{len(requests_)} files", retries,
-                                     backoff, timeout)
-        sessions = answer.get("uploads") if isinstance(answer, dict) else None
-        if not isinstance(sessions, list) or len(sessions) != len(requests_):
-            raise UploadError("create_upload answered without a session per file",
-                              code="bad_response")
-        return sessions
-
-    return start_batch
-
-
-# --- the session store -------------------------------------------------------------------
-
-
-def default_session_store() -> Path:
-    """``~/.config/pacs/uploads.json`` (``PACS_UPLOAD_SESSIONS`` overrides it)."""
-    env = os.environ.get("PACS_UPLOAD_SESSIONS")
-    return Path(env) if env else Path.home() / ".config" / "pacs" / "uploads.json"
-
-
-class _SessionStore:
-    """``{"version": 1, "uploads": {abs path: entry}}`` in a private JSON file."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = Path(path) if path is not None else None
-
-    def _read(self) -> dict[str, dict]:
-        if self.path is None:
-            return {}
-        try:
-            data = json.loads(self.path.read_text())
-            uploads = data.get("uploads", {})
-            return uploads if isinstance(uploads, dict) else {}
-        except (OSError, ValueError, AttributeError):
-            return {}
-
-    def _write(self, uploads: dict[str, dict]) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"version": 1, "uploads": uploads}, f, indent=1)
-        os.replace(tmp, self.path)
-
-    def get(self, key: str, size: int, mtime_ns: int) -> dict | None:
-        entry = self._read().get(key)
-        if not isinstance(entry, dict):
-            return None
-        if entry.get("size") != size or entry.get("mtime_ns") != mtime_ns:
-            return None
-        if time.time() - float(entry.get("created_at", 0)) > SESSION_MAX_AGE:
-            return None
-        if not entry.get("session_url") or not entry.get("upload_id"):
-            return None
-        return entry
-
-    def put(self, key: str, entry: dict) -> None:
-        if self.path is None:
-            return
-        uploads = self._read()
-        now = time.time()
-        # Drop stale entries while at it, so the file stays small.
-        uploads = {k: v for k, v in uploads.items()
-                   if isinstance(v, dict)
-                   and now - float(v.get("created_at", 0)) <= SESSION_MAX_AGE}
-        uploads[key] = entry
-        self._write(uploads)
-
-    def put_many(self, entries: dict[str, dict]) -> None:
-        """Store several entries with one write (a batch of reserved sessions)."""
-        if self.path is None or not entries:
-            return
-        uploads = self._read()
-        now = time.time()
-        uploads = {k: v for k, v in uploads.items()
-                   if isinstance(v, dict)
-                   and now - float(v.get("created_at", 0)) <= SESSION_MAX_AGE}
-        uploads.update(entries)
-        self._write(uploads)
-
-    def drop(self, key: str) -> None:
-        if self.path is None:
-            return
-        uploads = self._read()
-        if key in uploads:
-            del uploads[key]
-            self._write(uploads)
 
 
 # --- the resumable protocol --------------------------------------------------------------
@@ -490,7 +319,7 @@ def upload_file(path: str | os.PathLike, start_upload: Callable[[dict], dict], *
         raise ValueError(f"chunk_size must be a positive multiple of {CHUNK_GRANULARITY} bytes")
     path = Path(path)
     client = http or requests.Session()
-    store = _SessionStore(session_store)
+    store = SessionStore(session_store)
     key = str(path.resolve())
     stat = path.stat()
     size, mtime_ns = stat.st_size, stat.st_mtime_ns
@@ -541,184 +370,3 @@ def upload_file(path: str | os.PathLike, start_upload: Callable[[dict], dict], *
             raise UploadError(f"the upload session for {path.name} is gone ({err})",
                               code="session_gone") from err
     return str(answer["upload_id"])
-
-
-# --- many files, with progress bars ------------------------------------------------------
-
-
-def _progress_bars(total: int, files: int, enabled: bool, stream: IO[str]):
-    from tqdm import tqdm
-
-    disabled = not enabled or not getattr(stream, "isatty", lambda: False)()
-    overall = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=stream,
-                   disable=disabled, position=0, dynamic_ncols=True,
-                   desc=f"{files} file{'s' if files != 1 else ''}")
-    return tqdm, overall, disabled
-
-
-# Files per create_upload request of a folder (the function allows up to its
-# PACS_UPLOAD_BATCH_MAX, 250 by default; a smaller limit there halves this), and bytes: a
-# batch's sessions wait, reserved, while the files before them are sent.
-BATCH_FILES = 100
-BATCH_BYTES = 2 * 1024**3
-# Refusals of one file of a batch: the batch's files are then started one by one, so each
-# file gets its own answer.
-_PER_FILE_CODES = ("bad_filename", "bad_size", "too_large", "bad_content_type")
-
-
-def _groups(sizes: Sequence[int], max_files: int, max_bytes: int) -> list[list[int]]:
-    """Consecutive indexes, at most ``max_files`` and (unless one file) ``max_bytes``."""
-    groups: list[list[int]] = []
-    current: list[int] = []
-    total = 0
-    for index, size in enumerate(sizes):
-        if current and (len(current) >= max_files or total + size > max_bytes):
-            groups.append(current)
-            current, total = [], 0
-        current.append(index)
-        total += size
-    if current:
-        groups.append(current)
-    return groups
-
-
-class _Reservations:
-    """Sessions reserved for a folder's files a batch at a time (``start_batch``), kept in
-    the session store as ``fresh`` so an interrupted run resumes them."""
-
-    def __init__(self, files: Sequence[Path], sizes: Sequence[int],
-                 start_batch: Callable[[list[dict]], list[dict]], store: _SessionStore,
-                 batch_files: int) -> None:
-        self.files, self.sizes, self.start_batch, self.store = files, sizes, start_batch, store
-        self.batch_files = max(1, batch_files)
-        self.answers: dict[int, dict] = {}
-        self.errors: dict[int, UploadError] = {}
-
-    def reserve(self, group: list[int]) -> None:
-        wanted = []
-        for index in group:
-            path, size = self.files[index], self.sizes[index]
-            try:
-                stat = path.stat()
-            except OSError:
-                continue  # upload_file reports it
-            # Empty files go alone (the function refuses them); stored sessions resume.
-            if size > 0 and self.store.get(str(path.resolve()), size, stat.st_mtime_ns) is None:
-                wanted.append((index, stat.st_mtime_ns))
-        for start in range(0, len(wanted), self.batch_files):
-            self._reserve(wanted[start:start + self.batch_files])
-
-    def _reserve(self, wanted: list[tuple[int, int]]) -> None:
-        if not wanted:
-            return
-        types = [content_type_of(self.files[i]) for i, _ in wanted]
-        try:
-            answers = self.start_batch([
-                {"filename": self.files[i].name, "size": self.sizes[i], "content_type": t}
-                for (i, _), t in zip(wanted, types, strict=True)])
-        except UploadError as err:
-            if err.code == "too_many_files" and len(wanted) > 1:
-                # The function allows fewer per request: halve, and keep the smaller size.
-                self.batch_files = max(1, len(wanted) // 2)
-                for start in range(0, len(wanted), self.batch_files):
-                    self._reserve(wanted[start:start + self.batch_files])
-            elif err.code not in _PER_FILE_CODES:
-                for i, _ in wanted:
-                    self.errors[i] = err
-            return  # per-file codes: each file is started alone by upload_file
-        entries = {}
-        for (index, mtime_ns), ctype, answer in zip(wanted, types, answers, strict=True):
-            self.answers[index] = answer
-            entries[str(self.files[index].resolve())] = {
-                "size": self.sizes[index], "mtime_ns": mtime_ns, "content_type": ctype,
-                "upload_id": answer.get("upload_id"), "session_url": answer.get("session_url"),
-                "object": answer.get("object"), "bucket": answer.get("bucket"),
-                "created_at": time.time(), "fresh": True}
-        self.store.put_many(entries)
-
-    def start_upload(self, index: int, fallback: Callable[[dict], dict]
-                     ) -> Callable[[dict], dict]:
-        """The reserved session first (when the store does not hand it to upload_file),
-        then ``fallback`` (a session that turned out gone)."""
-        reserved = [self.answers.pop(index)] if index in self.answers else []
-
-        def start(request: dict) -> dict:
-            return reserved.pop() if reserved else fallback(request)
-
-        return start
-
-
-def upload_all(paths: Sequence[str | os.PathLike], start_upload: Callable[[dict], dict], *,
-               show_progress: bool = True, stream: IO[str] | None = None,
-               session_store: Path | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-               http: requests.Session | None = None, keep_going: bool = True,
-               retries: int = 6, backoff: float = 1.0,
-               start_batch: Callable[[list[dict]], list[dict]] | None = None,
-               batch_files: int = BATCH_FILES,
-               batch_bytes: int = BATCH_BYTES) -> list[dict[str, Any]]:
-    """Upload every file of ``iter_upload_files(paths)`` one after another, with an overall
-    and a per-file progress bar on ``stream`` (default stderr) when ``show_progress`` and
-    the stream is a TTY. Returns one dict per file: ``{"path", "size", "content_type",
-    "upload_id"}``, or ``{"path", "size", "content_type", "error", "message"}`` for a file
-    that failed (the rest still go unless ``keep_going`` is false). Exceptions other than
-    ``UploadError``, ``OSError`` and ``requests.RequestException`` (e.g. a failed sign-in
-    inside ``start_upload``) propagate.
-
-    With ``start_batch`` (:func:`make_start_batch`), sessions are reserved a batch at a
-    time (``batch_files`` files, ``batch_bytes`` bytes) just before the batch's files are
-    sent: one request per batch instead of one per file. A batch the function refuses (a
-    quota or an hourly rate: all of its files or none) reports its reason for each of its
-    files."""
-    stream = stream if stream is not None else sys.stderr
-    files = iter_upload_files(paths)
-    sizes = [f.stat().st_size for f in files]
-    client = http or requests.Session()
-    reservations = None
-    group_at: dict[int, list[int]] = {}
-    if start_batch is not None:
-        reservations = _Reservations(files, sizes, start_batch, _SessionStore(session_store),
-                                     batch_files)
-        group_at = {group[0]: group for group in _groups(sizes, batch_files, batch_bytes)}
-    tqdm, overall, disabled = _progress_bars(sum(sizes), len(files), show_progress, stream)
-    results: list[dict[str, Any]] = []
-    try:
-        for index, (file, size) in enumerate(zip(files, sizes, strict=True)):
-            if reservations is not None and index in group_at:
-                reservations.reserve(group_at[index])
-            result: dict[str, Any] = {"path": str(file), "size": size}
-            bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, file=stream,
-                       disable=disabled, position=1, leave=False, dynamic_ncols=True,
-                       desc=file.name[:40])
-            done = 0
-
-            def progress(n: int, bar=bar) -> None:
-                nonlocal done
-                done += n
-                bar.update(n)
-                overall.update(n)
-
-            try:
-                result["content_type"] = content_type_of(file)
-                start = start_upload
-                if reservations is not None:
-                    if index in reservations.errors:
-                        raise reservations.errors[index]
-                    start = reservations.start_upload(index, start_upload)
-                result["upload_id"] = upload_file(
-                    file, start, chunk_size=chunk_size, progress=progress,
-                    session_store=session_store, http=client, retries=retries, backoff=backoff)
-            except (UploadError, OSError, requests.RequestException) as err:
-                result.setdefault("content_type", None)
-                result["error"] = getattr(err, "code", type(err).__name__)
-                result["message"] = str(err)
-                overall.update(size - done)  # keep the overall bar's total meaningful
-                if not disabled:
-                    tqdm.write(f"failed: {file}: {err}", file=stream)
-            finally:
-                bar.close()
-            results.append(result)
-            if "error" in result and not keep_going:
-                break
-    finally:
-        overall.close()
-    return results

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from pacs_cli import uploader
+from pacs_cli.upload_batch import upload_all
+from pacs_cli.upload_sessions import SessionStore
+from pacs_cli.upload_start import make_start_upload
 from pacs_cli.uploader import (
     DICOM,
     OCTET_STREAM,
     ZIP,
     UploadError,
-    make_start_upload,
-    upload_all,
     upload_file,
 )
 
@@ -162,7 +162,7 @@ def test_a_stored_session_that_already_completed_returns_its_id(tmp_path, gcs):
     sid = gcs.new_session(len(data))
     gcs.sessions[sid].update(data=bytearray(data), done=True)
     st = path.stat()
-    uploader._SessionStore(store).put(str(path.resolve()), {
+    SessionStore(store).put(str(path.resolve()), {
         "size": st.st_size, "mtime_ns": st.st_mtime_ns, "content_type": DICOM,
         "upload_id": "up-" + sid, "session_url": gcs.url(sid), "created_at": time.time()})
     seen: list[int] = []
