@@ -126,3 +126,17 @@ def test_an_entry_of_another_generation_is_not_used(cloud):
     meta, index = built[(study, series)]
     assert meta and meta[0] != {} and index["instances"][key]["g"] == entry["g"]
     assert list(parts(clients, uid)) == [name]
+
+
+def test_a_lone_file_makes_no_part_and_settle_reads_its_object(cloud):
+    # Arrange: one file uploaded alone (the web client's folder upload sends each file as
+    # its own upload): a part would cost a write, a list and a delete for one read saved
+    user = cloud.create_user()
+    clients = own_buckets(cloud, "uploads", "instances", "derived")
+    batch = stage_upload(clients, user.uid, read(get_testdata_file("CT_small.dcm")), "a.dcm")
+    # Act
+    assert pipeline.process(clients, batch) == "done"
+    # Assert: no part; the metadata is built from the object
+    assert parts(clients, user.uid) == {}
+    [(meta, index)] = build(clients, user.uid).values()
+    assert len(meta) == 1 and "f" in next(iter(index["instances"].values()))

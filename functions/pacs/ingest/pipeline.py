@@ -383,7 +383,10 @@ def ingest_one(clients: Clients, batch: Batch, index: int, name: str, stream: An
     file, and one ``parents`` for all the parts of a request. With a ``writer``, the caller
     commits the result through it (:meth:`IndexWriter.commit`), which writes the instance
     document too; without one, ``on_instance_finalized`` indexes the object."""
-    prepared = _spool(clients, index, name, stream, entry=writer is not None)
+    # No series metadata entry for a lone file: its part would cost a Storage write, list
+    # and delete where settle's read of the object costs one read (archives write a part
+    # per series and batch of 50).
+    prepared = _spool(clients, index, name, stream)
     if isinstance(prepared, FileResult):
         return prepared
     reason = inspect(prepared[3]) if inspect is not None else None
