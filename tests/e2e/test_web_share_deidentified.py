@@ -59,6 +59,8 @@ def test_a_deidentified_share_from_the_dialog_renders_for_the_recipient(web: Web
     assert "de-identified copy" in out["createdText"] and "/view#" in out["shareUrl"]
     assert out["badge"] == "De-identified"
     assert out["image"] and out["image"]["litFraction"] > 0.05, out["image"]
+    assert out["thumbnails"] and all(t["width"] > 0 for t in out["thumbnails"]), out["thumbnails"]
+    assert out["patientLine"] == "De-identified patient"
     # The recipient is told it is a de-identified copy, and what it left out.
     assert "de-identified copy" in out["notice"] and "1 secondary capture" in out["notice"]
     secrets = {NAME, NAME.replace("^", " "), "Webtest", PATIENT_ID,

@@ -69,8 +69,8 @@ def test_recipient_gets_only_the_deidentified_copy_and_revocation_deletes_it(clo
     share = create_share(cloud, owner, seeded.study_key, deidentified=True)
     assert share["deidentified"] is True and share["copied"] == 3 and share["left_out"] == {}
     names = _copy_objects(cloud, owner.uid, share["share_id"])
-    # 3 instances, and the one copy series' DICOMweb metadata and frame index.
-    assert len([n for n in names if n.endswith(".dcm")]) == 3 and len(names) == 5
+    # 3 instances, and the one copy series' DICOMweb metadata, frame index and preview.
+    assert len([n for n in names if n.endswith(".dcm")]) == 3 and len(names) == 6
 
     manifest, blobs = _recipient_bytes(cloud, share)
     text = str(manifest)
@@ -79,6 +79,12 @@ def test_recipient_gets_only_the_deidentified_copy_and_revocation_deletes_it(clo
     # The seeded objects are all CT_small (one SeriesInstanceUID): the copy groups by the
     # files' own (remapped) series, so one series of three.
     assert len(blobs) == 3 and len(manifest["series"]) == 1
+    # Its thumbnail, as for a full share: rendered from the copy, signed, beside the copy.
+    thumbnail = manifest["series"][0]["preview"]
+    assert thumbnail["status"] == "ready"
+    picture = fetch(thumbnail["url"])
+    assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
+    assert [n for n in names if "/preview-" in n] != []
     for secret in identifiers | {seeded.study_key, *seeded.series}:
         assert secret not in text, secret
     for data in blobs:

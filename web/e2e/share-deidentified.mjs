@@ -57,10 +57,18 @@ await runScript(args, 'share-deidentified', async (browser) => {
     image = await canvasStats(guest.page);
     await guest.page.waitForTimeout(200);
   }
+  // The copy's thumbnails (rendered from the copy) load as a full share's do.
+  await guest.page.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll('.series-thumb img')];
+    return imgs.length > 0 && imgs.every((i) => i.complete);
+  }, null, { timeout: 30_000 });
+  const thumbnails = await guest.page.$$eval('.series-thumb img', (imgs) => imgs.map((i) => ({
+    width: i.naturalWidth, height: i.naturalHeight })));
+  const patientLine = await guest.page.getByTestId('patient-line').innerText();
   await screenshot(args, guest.page, 'deid-03-recipient');
   const notice = await guest.page.getByTestId('deid-notice').innerText();
   const pageText = await guest.page.locator('body').innerText();
   const pageHtml = await guest.page.content();
   return { checkedByDefault, previewText, leftOut, sharesBefore, createdText, badge, shareUrl,
-    image, notice, pageText, pageHtml, guestResponses, errors: guest.errors.concat(owner.errors) };
+    image, thumbnails, patientLine, notice, pageText, pageHtml, guestResponses, errors: guest.errors.concat(owner.errors) };
 });

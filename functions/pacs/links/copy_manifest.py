@@ -1,5 +1,5 @@
 """What a de-identified share's recipient is given of its copy (:mod:`pacs.links.deidentified`):
-the manifest (the copy's series under their own UIDs, no patient or study text, no previews)
+the manifest (the copy's series under their own UIDs and previews, no patient or study text)
 and pages of signed URLs of the copy's objects, for :mod:`pacs.links.shares`."""
 
 from __future__ import annotations
@@ -32,11 +32,22 @@ def _series_of(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def copy_manifest(minter: Any, share_id: str, doc: dict[str, Any], issued: Any,
                   ttl: int, expires_at: str) -> dict[str, Any]:
     """The manifest of a de-identified share: the copy's UIDs, no patient or study text
-    (all Annex E X/Z attributes), no previews (rendered from the original)."""
+    (all Annex E X/Z attributes), each series' preview rendered from the copy
+    (:mod:`pacs.links.copy_previews`) with a signed URL."""
+    from pacs.links import signing
+
     rows = copy_rows(minter.clients.firestore, share_id, doc["owner"])
     series = _series_of(rows)
+    previews = (doc.get("copy") or {}).get("previews") or {}
+    with_preview = [key for key in series if key in previews]
+    urls = dict(zip(with_preview, minter.sign(
+        [signing.ObjectRef(minter.settings.derived_bucket, previews[key]["object"],
+                           previews[key]["generation"]) for key in with_preview], ttl),
+        strict=True)) if with_preview else {}
     entries = [{"series_id": key, "SeriesInstanceUID": items[0]["SeriesInstanceUID"],
-                "instance_count": len(items), "preview": {"status": "none"}}
+                "instance_count": len(items),
+                "preview": ({"status": "ready", "url": urls[key], "expires_at": expires_at}
+                            if key in urls else {"status": "none"})}
                for key, items in series.items()]
     return {"study_id": share_id, "deidentified": True,
             "study": {"StudyInstanceUID": rows[0]["StudyInstanceUID"],

@@ -169,7 +169,7 @@ def _run(clients: Any, uid: str, study_key: str, share_id: str, state: dict[str,
     from google.api_core.exceptions import PreconditionFailed
 
     from pacs.dicom.deidentify import Deidentifier
-    from pacs.links import copy_metadata
+    from pacs.links import copy_metadata, copy_previews
 
     settings = clients.settings
     source = clients.storage.bucket(settings.instances_bucket)
@@ -231,12 +231,16 @@ def _run(clients: Any, uid: str, study_key: str, share_id: str, state: dict[str,
     if state["next"] < len(instances):
         return state
     # The last run: what DICOMweb serves of the copy (pacs.links.copy_metadata).
-    copy_index, written = copy_metadata.CopyIndex.from_documents(copies.stream()).write(
+    snaps = list(copies.stream())
+    copy_index, written = copy_metadata.CopyIndex.from_documents(snaps).write(
         target, prefix(uid, share_id), uid, datetime.now(UTC))
+    previews, preview_bytes = copy_previews.write_previews(
+        clients, prefix(uid, share_id), [snap.to_dict() or {} for snap in snaps])
     _check_markers(clients, uid, study_key)
     ready = {k: v for k, v in state.items() if k not in ("next", "reserved")}
     # ``index``: the share's ``copy_index``, which the caller stores with the state.
-    return {**ready, "status": "ready", "bytes": size + written, "index": copy_index}
+    return {**ready, "status": "ready", "bytes": size + written + preview_bytes,
+            "index": copy_index, "previews": previews}
 
 
 def queue_run(clients: Any, uid: str, share_id: str) -> None:

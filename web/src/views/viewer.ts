@@ -233,8 +233,11 @@ async function renderViewer(ctx: RouteContext, source: Source, shared: boolean):
       shared && typeof st.StudyInstanceUID === 'string' && st.StudyInstanceUID
         ? h('a', { class: 'button', href: ohifUrl(st.StudyInstanceUID, true), 'data-testid': 'open-ohif' },
           'Open in OHIF') : null),
-    h('p', { class: 'patient' }, formatPersonName(st.PatientName),
-      st.PatientID ? ` · ID ${st.PatientID}` : '', ` · ${formatDicomDate(st.StudyDate)}`),
+    // A de-identified copy has no patient and shifted dates: say so rather than "– · –".
+    manifest.deidentified
+      ? h('p', { class: 'patient', 'data-testid': 'patient-line' }, 'De-identified patient')
+      : h('p', { class: 'patient', 'data-testid': 'patient-line' }, formatPersonName(st.PatientName),
+        st.PatientID ? ` · ID ${st.PatientID}` : '', ` · ${formatDicomDate(st.StudyDate)}`),
     shared ? h('p', { class: 'notice' }, 'You are viewing a study shared with you. Only this study is visible through this link.') : '',
     manifest.deidentified ? deidentifiedNotice(manifest.left_out) : '',
     // What opening a share records about the recipient (issue 16: the owner sees the coarse values).
