@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -80,3 +82,24 @@ def open_share(cloud: LocalCloud, token: str) -> requests.Response:
 
 def share_headers(token: str, view: str) -> dict[str, str]:
     return {"X-Share-Token": token, "X-Share-View": view}
+
+
+def opened_share(world: KeysWorld, authorization: bool = False, **limits: Any
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Alice shares her CT study and opens it once: the share and its DICOMweb headers
+    (``X-Share-*``, or ``Authorization: Share <token> <view>`` as OHIF sends it)."""
+    created = share(world.cloud, world.alice, world.study_key(world.alice, world.ct), **limits)
+    view = ok(open_share(world.cloud, created["token"]))["view"]
+    if authorization:
+        return created, {"Authorization": f"Share {created['token']} {view}"}
+    return created, share_headers(created["token"], view)
+
+
+# Long enough to create and open a share on a loaded machine (2 s was not, at load ~110).
+SHORT_SHARE_SECONDS = 10
+
+
+def wait_until_expired(created: dict[str, Any]) -> None:
+    """Sleep past the expiry the share itself states."""
+    expires_at = datetime.fromisoformat(created["expires_at"].replace("Z", "+00:00"))
+    time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 1.0)

@@ -9,37 +9,28 @@ World and calls: ``tests/keys_helpers.py``.
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-
 import pytest
 import requests
 
 from tests.keys_helpers import (
+    SHORT_SHARE_SECONDS,
     KeysWorld,
     bearer,
     new_key,
     open_share,
-    share,
-    share_headers,
+    opened_share,
+    wait_until_expired,
 )
 from tests.privacy_helpers import ok, sign_link
 
 pytestmark = pytest.mark.localcloud
 
 STUDY_UID = "0020000D"
-SHORT_SHARE_SECONDS = 10
 
 
 @pytest.fixture(scope="module")
 def world(cloud) -> KeysWorld:
     return KeysWorld(cloud)
-
-
-def _opened(world: KeysWorld, **limits) -> tuple[dict, dict[str, str]]:
-    created = share(world.cloud, world.alice, world.study_key(world.alice, world.ct), **limits)
-    view = ok(open_share(world.cloud, created["token"]))["view"]
-    return created, share_headers(created["token"], view)
 
 
 def _instance_path(original) -> str:
@@ -49,7 +40,7 @@ def _instance_path(original) -> str:
 
 
 def test_a_share_reaches_exactly_its_study_through_dicomweb_client(world):
-    created, headers = _opened(world)
+    created, headers = opened_share(world)
     client = world.client(headers)
     found = client.search_for_studies()
     assert [s[STUDY_UID]["Value"][0] for s in found] == [world.ct.ds.StudyInstanceUID]
@@ -80,7 +71,7 @@ def test_a_share_reaches_exactly_its_study_through_dicomweb_client(world):
 
 
 def test_the_token_never_needs_a_url_and_a_share_cannot_write(world):
-    created, headers = _opened(world)
+    created, headers = opened_share(world)
     resp = world.get("studies", {"X-Share-Token": created["token"]})
     assert resp.status_code == 401 and resp.json()["error"] == "share_view_required"
     both = {**headers, **world.alice.headers()}
@@ -93,27 +84,24 @@ def test_the_token_never_needs_a_url_and_a_share_cannot_write(world):
 
 
 def test_revoked_expired_and_exhausted_shares_are_refused(world):
-    created, headers = _opened(world)
+    created, headers = opened_share(world)
     assert world.get("studies", headers).status_code == 200
     ok(sign_link(world.cloud, f"shares/{created['share_id']}", world.alice, method="DELETE"))
     assert world.get("studies", headers).status_code == 404
 
-    # Long enough for creating and opening it on a loaded machine (2 s was not at load ~110);
-    # then wait for the expiry the share itself states.
-    short, short_headers = _opened(world, expires_in_seconds=SHORT_SHARE_SECONDS)
+    short, short_headers = opened_share(world, expires_in_seconds=SHORT_SHARE_SECONDS)
     assert world.get("studies", short_headers).status_code == 200
-    expires_at = datetime.fromisoformat(short["expires_at"].replace("Z", "+00:00"))
-    time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 1.0)
+    wait_until_expired(short)
     assert world.get("studies", short_headers).status_code == 404
 
-    once, once_headers = _opened(world, max_views=1)
+    once, once_headers = opened_share(world, max_views=1)
     assert world.get("studies", once_headers).status_code == 200  # the view counted
     assert open_share(world.cloud, once["token"]).status_code == 404  # no second view
     parts = once_headers["X-Share-View"].split(".")  # share id, number, expiry, MAC
     parts[1] = "2"  # past max_views: the MAC no longer matches
     resp = world.get("studies", {**once_headers, "X-Share-View": ".".join(parts)})
     assert resp.status_code == 404
-    other, other_headers = _opened(world)
+    other, other_headers = opened_share(world)
     resp = world.get("studies", {**other_headers, "X-Share-View": once_headers["X-Share-View"]})
     assert resp.status_code == 404  # a view of another share
 
@@ -121,7 +109,7 @@ def test_revoked_expired_and_exhausted_shares_are_refused(world):
 def test_a_restricted_study_closes_its_share(world):
     from tests.privacy_helpers import call
 
-    created, headers = _opened(world)
+    created, headers = opened_share(world)
     study_key = world.study_key(world.alice, world.ct)
     ok(call(world.cloud, "restrict", world.alice, body={"restricted": True,
                                                          "study_id": study_key}))

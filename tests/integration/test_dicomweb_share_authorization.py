@@ -10,12 +10,16 @@ World and calls: ``tests/keys_helpers.py``.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
-from tests.keys_helpers import KeysWorld, open_share, share
+from tests.keys_helpers import (
+    SHORT_SHARE_SECONDS,
+    KeysWorld,
+    open_share,
+    opened_share,
+    wait_until_expired,
+)
 from tests.privacy_helpers import call, ok, sign_link
 
 pytestmark = pytest.mark.localcloud
@@ -28,14 +32,8 @@ def world(cloud) -> KeysWorld:
     return KeysWorld(cloud)
 
 
-def _opened(world: KeysWorld, **limits) -> tuple[dict, dict[str, str]]:
-    created = share(world.cloud, world.alice, world.study_key(world.alice, world.ct), **limits)
-    view = ok(open_share(world.cloud, created["token"]))["view"]
-    return created, {"Authorization": f"Share {created['token']} {view}"}
-
-
 def test_a_share_in_authorization_reaches_exactly_its_study(world):
-    created, headers = _opened(world)
+    created, headers = opened_share(world, True)
     client = world.client(headers)
     ct, mr = world.ct.ds, world.mr.ds
     found = client.search_for_studies()
@@ -65,17 +63,17 @@ def test_a_share_in_authorization_reaches_exactly_its_study(world):
 
 
 def test_a_share_in_authorization_is_refused_when_the_share_is(world):
-    created, headers = _opened(world)
+    created, headers = opened_share(world, True)
     assert world.get("studies", headers).status_code == 200
     ok(sign_link(world.cloud, f"shares/{created['share_id']}", world.alice, method="DELETE"))
     assert world.get("studies", headers).status_code == 404
 
-    _, short = _opened(world, expires_in_seconds=2)
+    created_short, short = opened_share(world, True, expires_in_seconds=SHORT_SHARE_SECONDS)
     assert world.get("studies", short).status_code == 200
-    time.sleep(2.5)
+    wait_until_expired(created_short)
     assert world.get("studies", short).status_code == 404
 
-    once, once_headers = _opened(world, max_views=1)
+    once, once_headers = opened_share(world, True, max_views=1)
     assert world.get("studies", once_headers).status_code == 200  # within its one view
     assert open_share(world.cloud, once["token"]).status_code == 404  # no second view
     token, view = once_headers["Authorization"].split(" ")[1:]
@@ -84,7 +82,7 @@ def test_a_share_in_authorization_is_refused_when_the_share_is(world):
     forged = {"Authorization": f"Share {token} {'.'.join(parts)}"}
     assert world.get("studies", forged).status_code == 404
 
-    _, restricted = _opened(world)
+    _, restricted = opened_share(world, True)
     study_key = world.study_key(world.alice, world.ct)
     ok(call(world.cloud, "restrict", world.alice, body={"restricted": True, "study_id": study_key}))
     try:
