@@ -12,8 +12,10 @@ holds no host name. :func:`element_at` resolves such a path in a dataset.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+from pacs.dicom import json_encoder
 from pacs.dicom.fields import PIXEL_TAGS, as_int, element_value
 from pacs.dicom.structure import NATIVE_TRANSFER_SYNTAXES
 
@@ -28,14 +30,42 @@ def dataset_json(ds: Any, header: Any) -> dict[str, Any]:
     """DICOM JSON of ``ds`` (read by :func:`pacs.dicom.header.read_header_dataset`, which
     gave ``header``): every element as ``to_json_dict`` writes it, bulk data as
     ``BulkDataURI``. Elements pydicom cannot encode (invalid values in hostile files) are
-    left out."""
+    left out. Encoded from the raw elements (:mod:`pacs.dicom.json_encoder`); equal to
+    :func:`dataset_json_reference`, which it falls back to when pydicom raises on an
+    element. pydicom's warnings (which can quote values) are silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = None
+        if json_encoder.usable():
+            try:
+                out = json_encoder.encode_dataset(ds, BULK_THRESHOLD, _MARK)
+            except Exception:  # noqa: BLE001 - pydicom's own encoding decides, below
+                out = None
+        if out is None:
+            out = _pydicom_json(ds)
+    return _finish(out, ds, header)
+
+
+def dataset_json_reference(ds: Any, header: Any) -> dict[str, Any]:
+    """:func:`dataset_json` through pydicom's ``Dataset.to_json_dict`` alone (the reference
+    the tests compare the raw-element encoder with)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = _pydicom_json(ds)
+    return _finish(out, ds, header)
+
+
+def _pydicom_json(ds: Any) -> dict[str, Any]:
     def handler(_elem: Any) -> str:
         return _MARK
 
     try:
-        out = ds.to_json_dict(BULK_THRESHOLD, handler)
+        return ds.to_json_dict(BULK_THRESHOLD, handler)
     except (ValueError, TypeError, KeyError, OverflowError, UnicodeError):
-        out = ds.to_json_dict(BULK_THRESHOLD, handler, suppress_invalid_tags=True)
+        return ds.to_json_dict(BULK_THRESHOLD, handler, suppress_invalid_tags=True)
+
+
+def _finish(out: dict[str, Any], ds: Any, header: Any) -> dict[str, Any]:
     _resolve(out, "")
     if header.pixel_data_offset is not None:
         tag = _pixel_tag(ds, header)
