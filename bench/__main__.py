@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"when": datetime.now(UTC).isoformat(), "workloads": {}}
     try:
         owners = {w.name: cloud.create_user() for w in built}
+        ours.warm_up(cloud)
         for w in built:
             figures = ours.ingest(cloud, w, user=owners[w.name])
             figures["parse_ceiling_per_s"] = ceilings.parse_ceiling(w)

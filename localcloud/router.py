@@ -15,13 +15,13 @@ Run as ``python -m localcloud.router '<StackConfig JSON>'``.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,6 +32,41 @@ from localcloud.cloudevents import PUBSUB_TYPE
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = 0.25
 MAX_BACKOFF = 8.0
+
+
+class Connections:
+    """Keep-alive HTTP connections to the functions, one per thread and function, as
+    Eventarc keeps its connections to Cloud Run open. A new TCP connection per event cost
+    the router and each function's server more CPU than the fast paths behind them (issue
+    17, README bench section)."""
+
+    def __init__(self, timeout: float = 600) -> None:
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def post(self, url: str, headers: dict[str, str], body: bytes) -> int:
+        """POST and return the status; raises OSError when no answer came back."""
+        parts = urllib.parse.urlsplit(url)
+        open_ = self._local.__dict__.setdefault("open", {})
+        while True:
+            conn = open_.pop(parts.netloc, None)
+            reused = conn is not None
+            if conn is None:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+            try:
+                conn.request("POST", parts.path or "/", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                if reused:
+                    continue  # the server closed an idle kept-alive connection: a new one
+                raise
+            if response.will_close:
+                conn.close()
+            else:
+                open_[parts.netloc] = conn
+            return response.status
 
 
 def log(severity: str, message: str, **fields: Any) -> None:
@@ -63,6 +98,7 @@ class Router:
         self.stats = {"delivered": 0, "retried": 0, "failed": 0, "ignored": 0}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=64)
+        self.connections = Connections()
 
     def count(self, key: str) -> None:
         with self.lock:
@@ -71,14 +107,9 @@ class Router:
     def post(self, function: str, url: str, headers: dict[str, str], body: bytes) -> bool:
         """Deliver once, retrying non-2xx with backoff; True when a 2xx came back."""
         for attempt in range(self.max_attempts):
-            status = 0
             try:
-                req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(req, timeout=600) as resp:
-                    status = resp.status
-            except urllib.error.HTTPError as err:
-                status = err.code
-            except OSError:
+                status = self.connections.post(url, headers, body)
+            except (http.client.HTTPException, OSError):
                 status = 0
             if 200 <= status < 300:
                 self.count("delivered")
@@ -98,9 +129,11 @@ class Router:
     def fan_out(self, targets: list[tuple[str, str, str]], headers: dict[str, str],
                 body: bytes) -> bool:
         """Deliver to every target whose trigger matches the event type (Eventarc's filter)."""
-        jobs = [self.pool.submit(self.post, name, url, headers, body)
-                for name, url, event_type in targets if event_type == headers["ce-type"]
-                for _ in range(self.deliveries)]
+        calls = [(name, url) for name, url, event_type in targets
+                 if event_type == headers["ce-type"] for _ in range(self.deliveries)]
+        if len(calls) == 1:  # the usual case: no hand-off to another thread
+            return self.post(calls[0][0], calls[0][1], headers, body)
+        jobs = [self.pool.submit(self.post, name, url, headers, body) for name, url in calls]
         return all(job.result() for job in jobs)
 
     def on_storage_message(self, message) -> None:

@@ -67,3 +67,60 @@ def test_storage_notification_becomes_binary_mode_cloudevent():
     assert headers["ce-id"] == "99" and headers["ce-specversion"] == "1.0"
     assert json.loads(body) == resource
     assert cloudevents.storage_event("1", {"eventType": "OTHER"}, b"{}", None) is None
+
+
+def _keep_alive_server():
+    """An HTTP/1.1 server that counts the TCP connections it accepts."""
+    connections: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            super().setup()
+            connections.append(1)
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, connections
+
+
+def test_deliveries_from_one_thread_reuse_one_connection():
+    # Arrange
+    server, connections = _keep_alive_server()
+    router = _router(server.server_port)
+    url = f"http://127.0.0.1:{server.server_port}/"
+    headers, body = cloudevents.pubsub_event("demo-unit", "t", "s", "7", b"{}", {}, "2026-01-01T00:00:00Z")
+    # Act
+    delivered = [router.post("fn", url, headers, body) for _ in range(5)]
+    # Assert
+    server.shutdown()
+    assert delivered == [True] * 5
+    assert len(connections) == 1
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_without_a_retry():
+    # Arrange: the first connection is closed by the server between two deliveries
+    server, connections = _keep_alive_server()
+    router = _router(server.server_port)
+    url = f"http://127.0.0.1:{server.server_port}/"
+    headers, body = cloudevents.pubsub_event("demo-unit", "t", "s", "8", b"{}", {}, "2026-01-01T00:00:00Z")
+    assert router.post("fn", url, headers, body) is True
+    for conn in router.connections._local.open.values():
+        conn.sock.shutdown(2)  # as an idle timeout on the server's side would
+    # Act
+    ok = router.post("fn", url, headers, body)
+    # Assert
+    server.shutdown()
+    assert ok is True
+    assert router.stats["retried"] == 0 and router.stats["delivered"] == 2
+    assert len(connections) == 2
