@@ -61,7 +61,7 @@ def encoder_json(ds: Any) -> str | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return json.dumps(json_encoder.encode_dataset(ds, BULK_THRESHOLD, _MARK))
+            return json.dumps(json_encoder.encode_dataset(ds, BULK_THRESHOLD, lambda _p: _MARK))
         except Exception:  # noqa: BLE001
             return None
 
@@ -128,7 +128,7 @@ def test_common_files_take_the_fast_path(name: str) -> None:
     _header, ds = read(data)
     raw_before = {tag for tag, elem in ds._dict.items() if type(elem) is RawDataElement}
 
-    json_encoder.encode_dataset(ds, BULK_THRESHOLD, _MARK)
+    json_encoder.encode_dataset(ds, BULK_THRESHOLD, lambda _p: _MARK)
 
     converted = {tag for tag in raw_before
                  if type(ds._dict[tag]) is not RawDataElement and tag != 0x00280103}

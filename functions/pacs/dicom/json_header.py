@@ -35,15 +35,14 @@ def dataset_json(ds: Any, header: Any) -> dict[str, Any]:
     element. pydicom's warnings (which can quote values) are silenced."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = None
         if json_encoder.usable():
             try:
-                out = json_encoder.encode_dataset(ds, BULK_THRESHOLD, _MARK)
+                out = json_encoder.encode_dataset(ds, BULK_THRESHOLD, _bulk_uri)
             except Exception:  # noqa: BLE001 - pydicom's own encoding decides, below
-                out = None
-        if out is None:
+                out = _pydicom_json(ds)
+        else:
             out = _pydicom_json(ds)
-    return _finish(out, ds, header)
+        return _add_pixel_data(out, ds, header)
 
 
 def dataset_json_reference(ds: Any, header: Any) -> dict[str, Any]:
@@ -51,22 +50,27 @@ def dataset_json_reference(ds: Any, header: Any) -> dict[str, Any]:
     the tests compare the raw-element encoder with)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = _pydicom_json(ds)
-    return _finish(out, ds, header)
+        return _add_pixel_data(_pydicom_json(ds), ds, header)
 
 
 def _pydicom_json(ds: Any) -> dict[str, Any]:
+    """pydicom's ``to_json_dict``; invalid elements dropped when it raises on one."""
     def handler(_elem: Any) -> str:
         return _MARK
 
     try:
-        return ds.to_json_dict(BULK_THRESHOLD, handler)
+        out = ds.to_json_dict(BULK_THRESHOLD, handler)
     except (ValueError, TypeError, KeyError, OverflowError, UnicodeError):
-        return ds.to_json_dict(BULK_THRESHOLD, handler, suppress_invalid_tags=True)
-
-
-def _finish(out: dict[str, Any], ds: Any, header: Any) -> dict[str, Any]:
+        out = ds.to_json_dict(BULK_THRESHOLD, handler, suppress_invalid_tags=True)
     _resolve(out, "")
+    return out
+
+
+def _bulk_uri(path: str) -> str:
+    return f"{BASE}bulkdata/{path}"
+
+
+def _add_pixel_data(out: dict[str, Any], ds: Any, header: Any) -> dict[str, Any]:
     if header.pixel_data_offset is not None:
         tag = _pixel_tag(ds, header)
         out[tag] = {"vr": _pixel_vr(ds, header, tag), "BulkDataURI": f"{BASE}bulkdata/{tag}"}
