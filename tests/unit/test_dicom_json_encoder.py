@@ -354,3 +354,18 @@ def test_a_non_default_pydicom_configuration_uses_pydicom(monkeypatch) -> None:
     assert not json_encoder.usable()
     assert "00281053" not in found and found["00081030"]["Value"] == ["kept"]
     assert outcome(dataset_json, data) == outcome(dataset_json_reference, data)
+
+
+@pytest.mark.parametrize("names", ["A^B\\", "A^B\\\\C", "\\=X"])
+def test_a_name_list_with_an_empty_name_is_left_out(names: str) -> None:
+    """pydicom's ``to_json_dict`` raises IndexError on it (a trailing backslash is enough):
+    the element is dropped as for any value pydicom cannot encode, the rest is kept."""
+    data = body(el(0x00081070, "PN", padded(names)), el(0x00081030, "LO", padded("kept")))
+    header, ds = read(data)
+
+    found = dataset_json(ds, header)
+
+    assert "00081070" not in found
+    assert found["00081030"] == {"vr": "LO", "Value": ["kept"]}
+    assert found["00100010"]["Value"] == [{"Alphabetic": "SECRET^PATIENT"}]
+    assert outcome(dataset_json, data) == outcome(dataset_json_reference, data)

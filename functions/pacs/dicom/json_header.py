@@ -54,13 +54,15 @@ def dataset_json_reference(ds: Any, header: Any) -> dict[str, Any]:
 
 
 def _pydicom_json(ds: Any) -> dict[str, Any]:
-    """pydicom's ``to_json_dict``; invalid elements dropped when it raises on one."""
+    """pydicom's ``to_json_dict``; when it raises on an element (ValueError for a bad
+    value, IndexError for a name list with an empty name, ...), again with the elements it
+    cannot encode left out."""
     def handler(_elem: Any) -> str:
         return _MARK
 
     try:
         out = ds.to_json_dict(BULK_THRESHOLD, handler)
-    except (ValueError, TypeError, KeyError, OverflowError, UnicodeError):
+    except Exception:  # noqa: BLE001 - pydicom raises what its converters raise
         out = ds.to_json_dict(BULK_THRESHOLD, handler, suppress_invalid_tags=True)
     _resolve(out, "")
     return out
