@@ -162,6 +162,12 @@ class Router:
         return callback
 
 
+def storage_subscription(project: str) -> str:
+    """The stack's subscription to the storage-events topic every stack shares (one fake-gcs
+    publishes for all): it receives every stack's events and routes its own buckets'."""
+    return f"projects/{project}/subscriptions/router-{project}-gcs"
+
+
 def subscribe(router: Router) -> list:
     from google.api_core.exceptions import AlreadyExists
     from google.cloud import pubsub_v1
@@ -176,7 +182,8 @@ def subscribe(router: Router) -> list:
                                         max_duration_per_lease_extension=deadline)
             if router.ack_deadline else pubsub_v1.types.FlowControl(max_messages=64))
     events_topic = os.environ["PACS_GCS_EVENTS_TOPIC"]
-    plan = [(events_topic, f"router-{router.project}-gcs", router.on_storage_message)]
+    plan = [(events_topic, storage_subscription(router.project).rsplit("/", 1)[1],
+             router.on_storage_message)]
     for topic in router.topic_targets:
         topic_path = publisher.topic_path(router.project, topic)
         try:

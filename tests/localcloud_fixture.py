@@ -192,7 +192,25 @@ def start_test_cloud(tmp_root: Path, **stack_kwargs) -> LocalCloud:
 
 def stop_test_cloud(cloud: LocalCloud) -> None:
     procs.stop_groups([c.pid for c in cloud.children])
+    delete_storage_subscription(cloud)
     # The session's URL-signing key (generated on first use) dies with its project.
     key_file = cloud.env.get("PACS_SIGNING_KEY_FILE")
     if key_file:
         Path(key_file).unlink(missing_ok=True)
+
+
+def delete_storage_subscription(cloud: LocalCloud) -> None:
+    """Delete the stopped stack's subscription to the storage-events topic, which every
+    stack shares (one fake-gcs publishes for all of them): left behind, it would keep a
+    copy of every later event of every other stack in the Pub/Sub emulator, one more per
+    stack a session or bench started (16 after one afternoon's benches)."""
+    host = cloud.env.get("PUBSUB_EMULATOR_HOST")
+    if not host:
+        return
+    from localcloud.router import storage_subscription
+
+    name = storage_subscription(cloud.project)
+    try:
+        requests.delete(f"http://{host}/v1/{name}", timeout=10)
+    except requests.RequestException:
+        pass  # the emulator is gone too: nothing is left behind

@@ -21,7 +21,11 @@ from typing import Any
 import requests
 
 from localcloud import config, emulators, hosting, procs, stack
-from tests.localcloud_fixture import LocalCloud, start_emulators_if_needed
+from tests.localcloud_fixture import (
+    LocalCloud,
+    delete_storage_subscription,
+    start_emulators_if_needed,
+)
 
 ROOT = config.ROOT
 WEB = ROOT / "web"
@@ -97,6 +101,7 @@ def start_web_stack(tmp_root: Path, idle_seconds: int = 6) -> WebStack:
 
 def stop_web_stack(web: WebStack) -> None:
     procs.stop_groups([c.pid for c in web.children])
+    delete_storage_subscription(web.cloud)
 
 
 def run_node(script: Path, log_name: str, payload: dict[str, Any], argv: tuple[str, ...] = (),

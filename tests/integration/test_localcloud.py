@@ -60,6 +60,32 @@ def test_router_duplicate_switch_delivers_each_event_twice(cloud_env):
     assert len(events) == 2
 
 
+def test_a_stopped_stack_leaves_no_subscription_on_the_shared_events_topic(cloud_env, tmp_path):
+    # Arrange: a stack's router subscribes to the events topic that every stack shares
+    from google.cloud import pubsub_v1
+
+    from localcloud.router import storage_subscription
+    from tests.localcloud_fixture import LocalCloud, stop_test_cloud
+
+    project = f"demo-test-{uuid.uuid4().hex[:10]}"
+    topic = cloud_env.env["PACS_GCS_EVENTS_TOPIC"]
+    subscriber = pubsub_v1.SubscriberClient()
+    subscriber.create_subscription(name=storage_subscription(project), topic=topic)
+    stopped = LocalCloud(project, cloud_env.env, cloud_env.cfg, tmp_path, [])
+    publisher = pubsub_v1.PublisherClient()
+
+    def subscribed() -> list[str]:
+        return list(publisher.list_topic_subscriptions(topic=topic))
+
+    assert storage_subscription(project) in subscribed()
+    # Act
+    stop_test_cloud(stopped)
+    # Assert: gone (kept, it would hold a copy of every later event of every stack), and
+    # the running stack's own subscription is still there
+    assert storage_subscription(project) not in subscribed()
+    assert storage_subscription(cloud_env.project) in subscribed()
+
+
 def test_scheduled_message_reaches_retention_function(cloud_env):
     # Arrange
     from google.cloud import pubsub_v1
