@@ -45,14 +45,7 @@ MAX_FRAGMENTS = 1_000_000
 
 def check_raw_lengths(ds: Dataset) -> None:
     """Reject raw elements whose value is shorter than their declared length."""
-    for elem in ds.elements():
-        if (
-            isinstance(elem, RawDataElement)
-            and elem.length != UNDEFINED_LENGTH
-            and isinstance(elem.value, bytes)
-            and len(elem.value) != elem.length
-        ):
-            raise HeaderRejected("corrupt")
+    _check_lengths(_elements(ds))
 
 
 def validate_structure(ds: Dataset, budget: Budget, max_elements: int) -> None:
@@ -67,8 +60,9 @@ def validate_structure(ds: Dataset, budget: Budget, max_elements: int) -> None:
         current, depth = stack.pop()
         if depth > MAX_SEQUENCE_DEPTH:
             raise HeaderRejected("corrupt")
-        check_raw_lengths(current)
-        for elem in current.elements():
+        elements = _elements(current)
+        _check_lengths(elements)
+        for elem in elements:
             count += 1
             if count > max_elements:
                 raise HeaderRejected("too_large")
@@ -90,7 +84,34 @@ def validate_structure(ds: Dataset, budget: Budget, max_elements: int) -> None:
             stack.extend((item, depth + 1) for item in items)
 
 
+def _elements(ds: Dataset) -> list[Any]:
+    """``ds.elements()`` (its elements in tag order, raw ones left raw) at a fraction of
+    the cost: tags sorted as ints, each element taken from the dataset's dict (a deferred
+    one through ``get_item``, as pydicom does; the header reader defers none)."""
+    found = ds._dict
+    out = []
+    for tag in sorted(found, key=int):
+        elem = found[tag]
+        if type(elem) is RawDataElement and elem.value is None:
+            elem = ds.get_item(tag)
+        out.append(elem)
+    return out
+
+
+def _check_lengths(elements: list[Any]) -> None:
+    for elem in elements:
+        if (
+            isinstance(elem, RawDataElement)
+            and elem.length != UNDEFINED_LENGTH
+            and isinstance(elem.value, bytes)
+            and len(elem.value) != elem.length
+        ):
+            raise HeaderRejected("corrupt")
+
+
 def _raw_vr(elem: RawDataElement, ds: Dataset) -> str | None:
+    if elem.VR is not None and elem.VR != "UN":
+        return elem.VR  # explicit VR: what pydicom's lookup hook returns for it
     data: dict[str, Any] = {}
     hooks.raw_element_vr(elem, data, encoding=ds.original_character_set, ds=ds)
     return data.get("VR")
