@@ -16,6 +16,7 @@ the copy is made, from the copy's own bytes (never the original's).
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,10 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from pacs.dicom import header as dicom_header
-from pacs.dicom.frames import FramesUnavailable, frame_table
-from pacs.dicom.json_header import BASE as INSTANCE_BASE
-from pacs.dicom.json_header import dataset_json
-from pacs.indexing import catalog, search_keys, series_metadata
+from pacs.indexing import catalog, metadata_parts, search_keys, series_metadata
 
 
 @dataclass
@@ -58,17 +56,11 @@ def entry(settings: Any, data: bytes) -> Entry:
     except dicom_header.HeaderRejected as err:
         return Entry({}, None, {"e": err.code})
     fields = dict(header.fields)
-    path = (f"{series_metadata.BASE}/studies/{header.study_instance_uid}/series/"
-            f"{header.series_instance_uid}/instances/{header.sop_instance_uid}/")
-    text = json.dumps(dataset_json(ds, header), separators=(",", ":")).replace(
-        INSTANCE_BASE, path)
-    item: dict[str, Any] = {"sop": header.sop_instance_uid, "n": fields.get("InstanceNumber")}
-    try:
-        import io
-
-        item["f"] = frame_table(header, ds, io.BytesIO(data), len(data)).to_json()
-    except FramesUnavailable as err:
-        item["fe"] = err.code
+    # The same entry ingest makes for a stored instance (metadata_parts), its DICOM JSON
+    # kept apart for the copy document.
+    item = metadata_parts.instance_entry(header, ds, io.BytesIO(data), len(data))
+    text = item.pop("d")
+    item["n"] = fields.get("InstanceNumber")
     return Entry(fields, text, item)
 
 
