@@ -2,58 +2,32 @@
 // series on a slow connection), in headless Debian Chromium driven by playwright-core.
 // Usage: node tests/e2e/viewer_scenarios.mjs <scenario> '<json args>'; prints "RESULT {json}".
 // tests/e2e/viewer_scenarios.py runs it; the pytest side prepares data and checks results.
-import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { log, newPage as openPage, runScript, screenshot, scriptArgs, signIn }
+  from '../../web/e2e/browser.mjs';
 
-// playwright-core is a development dependency of the web client.
-const require = createRequire(new URL('../../web/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
+const scenario = process.argv[2];
+const args = scriptArgs(3);
+const shot = (page, name) => screenshot(args, page, name);
 
-const [, , scenario, rawArgs] = process.argv;
-const args = JSON.parse(rawArgs ?? '{}');
-const artifacts = args.artifacts ?? 'test-artifacts';
-mkdirSync(artifacts, { recursive: true });
-
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
-const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-const openPages = [];
-
+/** A page (browser.mjs's) that also counts console warnings, with the canvas statistics
+ *  installed and, with `deviceMemory`, a device that reports that little memory. */
 async function newPage(browser, { deviceMemory } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  openPages.push(page);
-  page.setDefaultTimeout(30_000);
-  // A device that reports little memory: the viewer's budget follows navigator.deviceMemory.
+  const { context, page, errors } = await openPage(browser);
+  // The viewer's budget follows navigator.deviceMemory.
   if (deviceMemory) {
     await page.addInitScript({ content: `Object.defineProperty(Navigator.prototype, 'deviceMemory', { get: () => ${deviceMemory} });` });
   }
   // Installed through the debugging protocol, which the page's CSP (no eval) does not govern,
   // so that waitForFunction can poll the canvas with a function instead of a string.
   await page.addInitScript({ content: `window.__canvasStats = ${canvasStatsInPage};` });
-  const console_ = { errors: [], warnings: 0, warningSamples: [] };
+  const console_ = { errors, warnings: 0, warningSamples: [] };
   page.on('console', (m) => {
-    if (m.type() === 'error') console_.errors.push(m.text());
     if (m.type() === 'warning') {
       console_.warnings += 1;
       if (console_.warningSamples.length < 5) console_.warningSamples.push(m.text().slice(0, 200));
     }
   });
-  page.on('pageerror', (e) => console_.errors.push(`pageerror: ${e.message}`));
   return { context, page, console: console_ };
-}
-
-async function signIn(page, url, email, password) {
-  await page.goto(`${url}/signin`);
-  await page.waitForSelector('html[data-ready="true"]');
-  const banner = page.getByTestId('consent-banner');
-  if (await banner.isVisible().catch(() => false)) await page.getByTestId('consent-reject').click();
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL('**/studies');
 }
 
 /** In the page: statistics of the viewer's most lit canvas (non-black share, a checksum). */
@@ -264,21 +238,9 @@ const scenarios = {
   },
 };
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true, args: CHROMIUM_ARGS });
-try {
+await runScript(args, `viewer-${scenario}`, async (browser) => {
   const fn = scenarios[scenario];
   if (!fn) throw new Error(`unknown scenario ${scenario}`);
   log('scenario', scenario);
-  console.log('RESULT ' + JSON.stringify(await fn(browser)));
-} catch (err) {
-  console.error(err?.stack ?? String(err));
-  process.exitCode = 1;
-  for (const [i, page] of openPages.entries()) {
-    await shot(page, `failure-viewer-${scenario}-${i}`).catch(() => {});
-    const text = await page.locator('body').innerText().catch(() => '');
-    console.error(`--- page ${i} (${page.url()}) ---\n${text.slice(0, 3000)}`);
-  }
-} finally {
-  await browser.close();
-}
+  return fn(browser);
+});

@@ -1,49 +1,22 @@
 // End-to-end scenarios in headless Chromium (Debian's, driven by playwright-core).
 // Usage: node e2e/run.mjs <scenario> '<json args>'; prints "RESULT {json}" on success.
 // The pytest side (tests/e2e/) starts the local cloud, prepares data and checks results.
-import { chromium } from 'playwright-core';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { decideConsent, log, newPage as openPage, runScript, screenshot, scriptArgs, signIn }
+  from './browser.mjs';
 
-const [, , scenario, rawArgs] = process.argv;
-const args = JSON.parse(rawArgs ?? '{}');
-const artifacts = args.artifacts ?? 'test-artifacts';
-mkdirSync(artifacts, { recursive: true });
+const scenario = process.argv[2];
+const args = scriptArgs(3);
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
-const shot = (page, name, fullPage = true) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage });
+const shot = (page, name, fullPage = true) => screenshot(args, page, name, fullPage);
 
 function check(cond, message) {
   if (!cond) throw new Error(`check failed: ${message}`);
 }
 
-const openPages = [];
-
-async function newPage(browser, opts = {}) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...opts });
-  const page = await context.newPage();
-  openPages.push(page);
-  page.setDefaultTimeout(30_000);
-  const errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  const requests = [];
-  page.on('request', (r) => requests.push({ url: r.url(), method: r.method(), body: r.postData() ?? '' }));
-  return { context, page, errors, requests };
-}
-
-async function decideConsent(page, accept) {
-  // The banner is added by the app's boot code: wait for it before deciding it is absent.
-  await page.waitForSelector('html[data-ready="true"]');
-  const banner = page.getByTestId('consent-banner');
-  if (await banner.isVisible().catch(() => false)) {
-    await page.getByTestId(accept ? 'consent-accept' : 'consent-reject').click();
-  }
-}
+// These scenarios read what the app sends (analytics events, consent records): keep bodies.
+const newPage = (browser, opts = {}) => openPage(browser, opts, { bodies: true });
 
 async function signUp(page, url, email, password) {
   await page.goto(`${url}/signup`);
@@ -53,15 +26,6 @@ async function signUp(page, url, email, password) {
   await page.getByLabel('I confirm that I am 18').check();
   await page.getByRole('button', { name: 'Create account' }).click();
   await page.waitForURL('**/upload');
-}
-
-async function signIn(page, url, email, password, consent = false) {
-  await page.goto(`${url}/signin`);
-  await decideConsent(page, consent);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL('**/studies');
 }
 
 /** Statistics of the viewer's canvas pixels: how much is non-black, and a checksum. */
@@ -495,22 +459,9 @@ const scenarios = {
   },
 };
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true, args: CHROMIUM_ARGS });
-try {
+await runScript(args, scenario, async (browser) => {
   const fn = scenarios[scenario];
   if (!fn) throw new Error(`unknown scenario ${scenario}`);
   log('scenario', scenario);
-  const result = await fn(browser);
-  console.log('RESULT ' + JSON.stringify(result));
-} catch (err) {
-  console.error(err?.stack ?? String(err));
-  process.exitCode = 1;
-  for (const [i, page] of openPages.entries()) {
-    await shot(page, `failure-${scenario}-${i}`).catch(() => {});
-    const text = await page.locator('body').innerText().catch(() => '');
-    console.error(`--- page ${i} (${page.url()}) ---\n${text.slice(0, 3000)}`);
-  }
-} finally {
-  await browser.close();
-}
+  return fn(browser);
+});
