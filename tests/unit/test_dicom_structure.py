@@ -194,3 +194,22 @@ def test_pixel_length_beyond_file_is_truncated() -> None:
 
     # Act / Assert
     assert rejection(data).code == "truncated_pixel_data"
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_implicit.dcm", "693_UNCI.dcm",
+                                  "unordered"])
+def test_structure_walk_sees_the_elements_pydicom_lists(name: str) -> None:
+    """The checks take each dataset's elements from its dict: the same elements, in the same
+    (tag) order, as pydicom's ``Dataset.elements()``, also for a file written out of order."""
+    from pacs.dicom.structure import _elements
+    from pydicom import dcmread
+
+    data = (part10(el(0x00280010, "US", struct.pack("<H", 4)) + identity()
+                   + el(0x00080060, "CS", padded("OT")))
+            if name == "unordered" else corpus_file(name).read_bytes())
+    ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
+    nested = [item for elem in ds.elements() if elem.VR == "SQ" for item in ds[elem.tag].value]
+
+    for dataset in [ds, *nested]:
+        assert _elements(dataset) == list(dataset.elements())
+    assert [elem.tag for elem in _elements(ds)] == sorted(ds.keys())
