@@ -63,17 +63,22 @@ def zip_file(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return study_zip(tmp_path_factory.mktemp("e2e") / "cd-export.zip")
 
 
-@pytest.fixture
-def account(web: WebStack):
-    """A signed-up user (18+ profile made through the privacy API) with the archive ingested."""
+def signed_up_user(web: WebStack, label: str = "e2e"):
+    """A new user with the 18+ profile (made through the privacy API, as sign-up does), its
+    e-mail ``{label}-{random}@example.test``."""
     import requests
 
-
-    user = web.cloud.create_user(f"e2e-{uuid.uuid4().hex[:10]}@example.test")
+    user = web.cloud.create_user(f"{label}-{uuid.uuid4().hex[:10]}@example.test")
     resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
                          headers=user.headers(), timeout=30)
     assert resp.status_code in (200, 201), resp.text
     return user
+
+
+@pytest.fixture
+def account(web: WebStack):
+    """A signed-up user (18+ profile made through the privacy API)."""
+    return signed_up_user(web, "e2e")
 
 
 def ingest(web: WebStack, user, zip_path: Path, instances: int = 3) -> list[dict]:
@@ -93,14 +98,10 @@ def ingest(web: WebStack, user, zip_path: Path, instances: int = 3) -> list[dict
 def viewer_account(web: WebStack, tmp_path_factory):
     """One user with the viewer's studies (JPEG-LS, deflated, a series of slices), shared by
     the viewer and accessibility tests: the user and the studies by patient name."""
-    import requests
 
     from tests.e2e.viewer_data import viewer_zip
 
-    user = web.cloud.create_user(f"e2e-viewer-{uuid.uuid4().hex[:10]}@example.test")
-    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
-                         headers=user.headers(), timeout=30)
-    assert resp.status_code in (200, 201), resp.text
+    user = signed_up_user(web, "e2e-viewer")
     path, instances = viewer_zip(tmp_path_factory.mktemp("viewer") / "viewer.zip")
     studies = ingest(web, user, path, instances)
     return user, {s["PatientName"]: s for s in studies}

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 
 import pytest
 import requests
 
 from localcloud import config, hosting
-from tests.e2e.conftest import ingest
+from tests.e2e.conftest import ingest, signed_up_user
 from tests.e2e.viewer_data import SLICES, series_zip, slice_series
 from tests.e2e.webstack import WEB, WebStack, run_node
 
@@ -81,10 +80,7 @@ def test_local_hosting_serves_ohif_under_its_base(web: WebStack):
 @pytest.fixture(scope="module")
 def ct_study(web: WebStack, tmp_path_factory):
     """A user with a five-slice CT series (pixels differ visibly per slice)."""
-    user = web.cloud.create_user(f"e2e-ohif-{uuid.uuid4().hex[:10]}@example.test")
-    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
-                         headers=user.headers(), timeout=30)
-    assert resp.status_code in (200, 201), resp.text
+    user = signed_up_user(web, "e2e-ohif")
     path, count = series_zip(tmp_path_factory.mktemp("ohif") / "ct.zip", slice_series())
     studies = ingest(web, user, path, count)
     assert len(studies) == 1 and count == SLICES

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 
 import pytest
 import requests
 
-from tests.e2e.conftest import ingest
+from tests.e2e.conftest import ingest, signed_up_user
 from tests.e2e.ohif_data import MR_SLICES, MR_SPACING, mr_series
 from tests.e2e.viewer_data import series_zip
 from tests.e2e.webstack import WEB, WebStack, run_node
@@ -26,10 +25,7 @@ SCRIPT = WEB / "e2e" / "ohif-measure.mjs"
 @pytest.fixture(scope="module")
 def mr_study(web: WebStack, tmp_path_factory):
     """A user with the ten-slice MR series."""
-    user = web.cloud.create_user(f"e2e-ohif-mr-{uuid.uuid4().hex[:10]}@example.test")
-    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
-                         headers=user.headers(), timeout=30)
-    assert resp.status_code in (200, 201), resp.text
+    user = signed_up_user(web, "e2e-ohif-mr")
     path, count = series_zip(tmp_path_factory.mktemp("ohif-mr") / "mr.zip", mr_series())
     studies = ingest(web, user, path, count)
     assert len(studies) == 1 and count == MR_SLICES

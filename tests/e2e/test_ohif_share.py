@@ -10,12 +10,11 @@ OHIF without the patient's name, ID or original UIDs anywhere the recipient coul
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 import requests
 
-from tests.e2e.conftest import ingest
+from tests.e2e.conftest import ingest, signed_up_user
 from tests.e2e.ohif_data import MR_NAME, MR_PATIENT_ID, mr_series
 from tests.e2e.viewer_data import series_zip, slice_series
 from tests.e2e.webstack import WEB, WebStack, run_node
@@ -35,10 +34,7 @@ IDENTITY = (*NAME_FORMS, MR_PATIENT_ID)
 def owner(web: WebStack, tmp_path_factory):
     """A user with two studies, an MR (to be shared) and a CT: the user and both studies'
     details (their API documents with series)."""
-    user = web.cloud.create_user(f"e2e-ohif-share-{uuid.uuid4().hex[:10]}@example.test")
-    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
-                         headers=user.headers(), timeout=30)
-    assert resp.status_code in (200, 201), resp.text
+    user = signed_up_user(web, "e2e-ohif-share")
     mr, ct = mr_series(), slice_series(name="Other^Ohif")
     path, count = series_zip(tmp_path_factory.mktemp("ohif-share") / "two.zip", mr + ct)
     studies = ingest(web, user, path, count)

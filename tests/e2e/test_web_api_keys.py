@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from tests.e2e.conftest import signed_up_user
 from tests.e2e.webstack import WEB, WebStack, run_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
@@ -16,12 +17,8 @@ SCRIPT = WEB / "e2e" / "api-keys.mjs"
 
 
 def test_a_key_is_created_shown_once_used_and_revoked_in_the_browser(web: WebStack):
-    import requests
 
-    user = web.cloud.create_user(f"e2e-keys-{uuid.uuid4().hex[:10]}@example.test")
-    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
-                         headers=user.headers(), timeout=30)
-    assert resp.status_code in (200, 201), resp.text
+    user = signed_up_user(web, "e2e-keys")
     name = f"Orthanc peer {uuid.uuid4().hex[:6]}"
     out = run_node(SCRIPT, "api-keys", {"url": web.url, "email": user.email,
                                         "password": user.password, "keyName": name},

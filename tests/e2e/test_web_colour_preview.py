@@ -5,14 +5,12 @@ Screenshots: test-artifacts/colour-preview-*.png."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.colour_data import COLOUR_FILES, colour_zip
-from tests.e2e.conftest import ingest
+from tests.e2e.conftest import ingest, signed_up_user
 from tests.e2e.webstack import WebStack, run_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
@@ -25,10 +23,7 @@ def _run(web: WebStack, args: dict) -> dict:
 
 
 def test_the_studies_list_and_viewer_show_colour_previews(web, tmp_path):
-    user = web.cloud.create_user(f"e2e-colour-{uuid.uuid4().hex[:10]}@example.test")
-    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
-                         headers=user.headers(), timeout=30)
-    assert resp.status_code in (200, 201), resp.text
+    user = signed_up_user(web, "e2e-colour")
     archive = tmp_path / "colour.zip"
     archive.write_bytes(colour_zip())
     studies = ingest(web, user, archive, len(COLOUR_FILES))

@@ -15,13 +15,11 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.e2e.conftest import _needs
+from tests.e2e.conftest import _needs, signed_up_user
 from tests.e2e.webstack import ARTIFACTS, WEB, run_node, start_web_stack, stop_web_stack
 from tests.upload_folders import write_series
 
@@ -50,10 +48,7 @@ def folder_web():
 def test_a_1000_file_folder_is_accepted_through_the_folder_picker(folder_web, tmp_path):
     web = folder_web
     # Arrange: a signed-up user and a CT folder of 1,000 small real DICOM files
-    user = web.cloud.create_user(f"e2e-folder-{uuid.uuid4().hex[:10]}@example.test")
-    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
-                         headers=user.headers(), timeout=30)
-    assert resp.status_code in (200, 201), resp.text
+    user = signed_up_user(web, "e2e-folder")
     folder = tmp_path / "CT-folder"
     sizes = {f"CT-folder/{p.name}": p.stat().st_size for p in write_series(folder, FILES)}
     wait_all = os.environ.get("PACS_E2E_FOLDER_ALL") == "1"

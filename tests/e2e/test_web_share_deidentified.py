@@ -8,7 +8,6 @@ page says it is a de-identified copy and what was left out."""
 from __future__ import annotations
 
 import io
-import uuid
 import zipfile
 
 import pydicom
@@ -16,7 +15,7 @@ import pytest
 import requests
 from pydicom.data import get_testdata_file
 
-from tests.e2e.conftest import ingest
+from tests.e2e.conftest import ingest, signed_up_user
 from tests.e2e.webstack import WEB, WebStack, run_node
 
 pytestmark = [pytest.mark.e2e, pytest.mark.localcloud]
@@ -43,10 +42,7 @@ def _study(path) -> tuple[list[pydicom.Dataset], object]:
 
 def test_a_deidentified_share_from_the_dialog_renders_for_the_recipient(web: WebStack,
                                                                          tmp_path):
-    user = web.cloud.create_user(f"e2e-deid-{uuid.uuid4().hex[:10]}@example.test")
-    resp = requests.post(web.url + "/api/privacy/profile", json={"adult": True},
-                         headers=user.headers(), timeout=30)
-    assert resp.status_code in (200, 201), resp.text
+    user = signed_up_user(web, "e2e-deid")
     originals, path = _study(tmp_path / "deid.zip")
     (study,) = ingest(web, user, path, 2)
     out = run_node(SCRIPT, "share-deidentified", {

@@ -68,6 +68,17 @@ export async function skipTour(page) {
 }
 
 /** The viewport canvas' box on the page. */
+/** Open the study's page and follow its "Open in OHIF" link to OHIF's viewer; returns the
+ *  link's href. */
+export async function openFromStudyPage(page, studyId = args.studyId) {
+  await page.goto(`${args.url}/studies/${studyId}`);
+  const link = page.getByTestId('open-ohif');
+  const href = await link.getAttribute('href');
+  await link.click();
+  await page.waitForURL('**/ohif/viewer**');
+  return href;
+}
+
 export function viewportBox(page) {
   return page.locator('[data-viewportid] canvas.cornerstone-canvas').first().boundingBox();
 }

@@ -5,8 +5,8 @@
 // measurement OHIF's measurement service holds and the text of its measurement panel, and
 // leaves the verdict to pytest.
 // Usage: node e2e/ohif-measure.mjs '<json args>'; prints "RESULT {json}".
-import { args, canvasStats, launch, recordRequests, report, shot, signIn, skipTour, viewportBox,
-  waitForImage, watchConsole, wheel } from './ohif-lib.mjs';
+import { args, canvasStats, launch, openFromStudyPage, recordRequests, report, shot, signIn,
+  skipTour, viewportBox, waitForImage, watchConsole, wheel } from './ohif-lib.mjs';
 
 /** Image coordinates (column, row) of points given in CSS pixels of the viewport canvas,
  *  through the viewport's camera. Runs in the page. */
@@ -40,11 +40,7 @@ const { urls, dicomweb } = recordRequests(context);
 const result = { ...watchConsole(page), dicomweb };
 try {
   await signIn(page);
-  await page.goto(`${args.url}/studies/${args.studyId}`);
-  const link = page.getByTestId('open-ohif');
-  result.href = await link.getAttribute('href');
-  await link.click();
-  await page.waitForURL('**/ohif/viewer**');
+  result.href = await openFromStudyPage(page);
   result.first = await waitForImage(page);
   result.tourShown = await skipTour(page);
   await shot(page, 'ohif-mr-1-viewer');

@@ -4,8 +4,8 @@
 // it carried the bearer header, CSP violations, page errors, the viewport canvas' pixels
 // before and after the wheel) and leaves the verdict to pytest.
 // Usage: node e2e/ohif.mjs '<json args>'; prints "RESULT {json}".
-import { args, launch, report, shot, signIn, skipTour, waitForImage, watchConsole,
-  wheel } from './ohif-lib.mjs';
+import { args, launch, openFromStudyPage, report, shot, signIn, skipTour, waitForImage,
+  watchConsole, wheel } from './ohif-lib.mjs';
 
 const FORGED = 'forged-e2e-token';
 const browser = await launch();
@@ -42,11 +42,7 @@ try {
   await anonymous.close();
 
   await signIn(page);
-  await page.goto(`${args.url}/studies/${args.studyId}`);
-  const link = page.getByTestId('open-ohif');
-  result.href = await link.getAttribute('href');
-  await link.click();
-  await page.waitForURL('**/ohif/viewer**');
+  result.href = await openFromStudyPage(page);
   result.crossOriginIsolated = await page.evaluate(() => window.crossOriginIsolated);
   result.first = await waitForImage(page);
   await shot(page, 'ohif-1-viewer');
