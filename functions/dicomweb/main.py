@@ -14,7 +14,7 @@ docs/dicomweb.md. Routes match from the ``studies`` segment, so the Hosting pref
 from datetime import UTC, datetime
 
 import functions_framework
-from pacs import guard, http
+from pacs import guard, http, log_events
 from pacs.clients import default_clients
 from pacs.dicomweb import (
     attributes,
@@ -34,6 +34,7 @@ from pacs.links import access_log
 from pacs.settings import get_settings
 
 guard.assert_safe_environment()
+log_events.route_warnings()
 
 FUNCTION = "dicomweb"
 RETRIEVES = ("study", "series_retrieve", "instance", "wado")

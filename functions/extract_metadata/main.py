@@ -2,10 +2,11 @@
 (counts and preview) once an upload's instances are indexed (Pub/Sub)."""
 
 import functions_framework
-from pacs import guard, http
+from pacs import guard, http, log_events
 from pacs.indexing import catalog, settle
 
 guard.assert_safe_environment()
+log_events.route_warnings()
 
 
 @functions_framework.cloud_event

@@ -118,3 +118,28 @@ def privacy_request_overdue(request_id: str, kind: str, days_overdue: int) -> No
 def privacy_request_at_risk(request_id: str, kind: str, days_left: int) -> None:
     emit("WARNING", "privacy_request_at_risk", "a data-subject request is due soon",
          request_id=request_id, request_type=kind, days_left=days_left)
+
+
+def warning_issued(category: str, module: str, line: int) -> None:
+    """A Python warning, by category and place only: its text is never written, since
+    pydicom's quote element values (a patient's name in an invalid-value warning)."""
+    emit("WARNING", "warning_issued", "a library warning (its text is withheld)",
+         category=category, module=module, line=line)
+
+
+def route_warnings() -> None:
+    """Send every Python warning of this process to :func:`warning_issued` instead of
+    stderr. Each entry point calls this at import: ``warnings.catch_warnings`` blocks that
+    silence pydicom are process-wide and not thread-safe, so with several requests in
+    flight one thread's exit can re-enable warnings while another is still parsing; with
+    this, what escapes is a JSON line with ids only."""
+    import warnings
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: Any = None) -> None:
+        path = filename.replace("\\", "/")
+        module = path.rsplit("site-packages/", 1)[1] if "site-packages/" in path else (
+            path.rsplit("/", 1)[-1])
+        warning_issued(category.__name__, module, lineno)
+
+    warnings.showwarning = show

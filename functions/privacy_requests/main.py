@@ -22,7 +22,7 @@ Routes match the end of the path, so a Hosting rewrite prefix (``/api/privacy/..
 import functools
 
 import functions_framework
-from pacs import guard, http
+from pacs import guard, http, log_events
 from pacs.auth import bearer_token, verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest, Forbidden, NotFound
@@ -32,6 +32,7 @@ from pacs.privacy import consent, erasure, export, jobs, profile, sign_in_email
 from pacs.privacy.requests import get_request, list_requests, run_sync, utc_now
 
 guard.assert_safe_environment()
+log_events.route_warnings()
 
 ROUTES = {
     ("profile",): {"GET": "profile_get", "POST": "profile_create", "PATCH": "rectify"},

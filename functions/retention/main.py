@@ -6,6 +6,7 @@ from pacs.clients import default_clients
 from pacs.retention import runner
 
 guard.assert_safe_environment()
+log_events.route_warnings()
 
 
 @functions_framework.cloud_event

@@ -11,13 +11,14 @@ Routes match the end of the path, so a Hosting rewrite prefix (``/api/links/...`
 import functools
 
 import functions_framework
-from pacs import guard, http
+from pacs import guard, http, log_events
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest, NotFound
 from pacs.links import access_log, copy_preview, manifests, shares, signing
 
 guard.assert_safe_environment()
+log_events.route_warnings()
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,13 +13,14 @@ Routes match the end of the path, so a Hosting rewrite prefix (``/api/studies/..
 """
 
 import functions_framework
-from pacs import guard, http
+from pacs import guard, http, log_events
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest
 from pacs.studies import deletion, search
 
 guard.assert_safe_environment()
+log_events.route_warnings()
 
 PAGING = ("cursor", "limit")
 SEARCH = "search"

@@ -2,13 +2,14 @@
 continue a checkpointed archive (Pub/Sub)."""
 
 import functions_framework
-from pacs import guard, http
+from pacs import guard, http, log_events
 from pacs.auth import verify_caller
 from pacs.clients import default_clients
 from pacs.errors import BadRequest
 from pacs.ingest import pipeline, uploads
 
 guard.assert_safe_environment()
+log_events.route_warnings()
 
 
 @functions_framework.http

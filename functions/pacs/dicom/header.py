@@ -9,8 +9,9 @@ stable ``code`` (listed there) and a plain-language message of its own. The fiel
 returns are those of :mod:`pacs.dicom.fields`.
 
 Side effects: pydicom emits warnings that quote element values; they are silenced while a
-file is read (``warnings.catch_warnings`` is process-wide, so this module assumes one
-request per thread at a time, which is how the functions run).
+file is read. ``warnings.catch_warnings`` is process-wide and not thread-safe (one thread's
+exit can re-enable warnings while another still parses), so every entry point also routes
+warnings to a JSON line without their text (:func:`pacs.log_events.route_warnings`).
 """
 
 from __future__ import annotations
