@@ -140,3 +140,25 @@ def test_a_lone_file_makes_no_part_and_settle_reads_its_object(cloud):
     assert parts(clients, user.uid) == {}
     [(meta, index)] = build(clients, user.uid).values()
     assert len(meta) == 1 and "f" in next(iter(index["instances"].values()))
+
+
+def test_an_archive_interleaving_its_series_writes_one_part_per_series(cloud):
+    # Arrange: 120 members of three series in turn, so every batch of 50 holds all three
+    from tests.ingest_helpers import make_instances
+
+    user = cloud.create_user()
+    clients = own_buckets(cloud, "uploads", "instances", "derived")
+    batch = stage_upload(clients, user.uid, zip_bytes(make_instances(120, series=3)),
+                         "interleaved.zip")
+    # Act
+    assert pipeline.process(clients, batch) == "done"
+    # Assert: one part per series holding all 40 of its entries (a part per series and
+    # results batch before: 12 here, each a write, a list entry and a delete)
+    saved = parts(clients, user.uid)
+    series = series_of(clients, user.uid)
+    assert len(series) == 3 and len(saved) == 3
+    for name, data in saved.items():
+        study, key = name.split("/")[2], name.split("/")[3].split(".")[0]
+        entries = json.loads(gzip.decompress(data))["entries"]
+        assert {k: e["g"] for k, e in entries.items()} == {
+            d["key"]: d["generation"] for d in series[(study, key)]}

@@ -3,16 +3,18 @@
 An instance's entry in the series' WADO-RS metadata (:mod:`pacs.indexing.series_metadata`)
 is its DICOM JSON (:func:`pacs.dicom.json_header.dataset_json`) and frame table. Ingest has
 the parsed header and the stored bytes in hand, so it makes the entry there
-(:func:`instance_entry`) and writes the entries of each committed batch, per series, as one
-gzipped *part* object beside the series' other derived objects:
+(:func:`instance_entry`) and writes a series' entries, about 1 MiB of them at a time
+(:mod:`pacs.ingest.index_writer`), as one gzipped *part* object beside the series' other
+derived objects:
 ``previews/{uid}/{study}/{series}.part.{upload}.{first member}.json.gz`` (keyed names, no
 PHI; :func:`part_name`). Settling the series reads its parts (:func:`read_parts`) instead of
 downloading and parsing every new instance object, and deletes the parts its build used.
 
 Privacy: a part holds what the metadata object holds (header elements, no bulk data), under
 the study's prefix in the derived bucket, so study deletion and erasure remove it with the
-previews; ingest writes it before the transaction that checks the markers and deletes it
-when that refuses (written first, checked after, undone: :mod:`pacs.markers`); the
+previews; ingest writes it before a transaction that checks the markers, or checks them
+after the last parts of a run, and deletes it when they refuse (written first, checked
+after, undone: :mod:`pacs.markers`); the
 reconcile job removes any part left behind (a crash, a race) after its grace period, since
 no series document names it. A part is a cache: an entry missing, unreadable or of another
 object generation makes settle read that instance's object as before.

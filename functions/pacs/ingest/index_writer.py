@@ -9,9 +9,16 @@ metadata read, the study read, the document write and the marker check after it)
 Firestore commit, since 50 documents travel with their 50 results.
 
 Series metadata: each stored instance's entry (its DICOM JSON and frame table, made from
-the parse ingest already did) is written, per series, in one part object per batch before
-the transaction, so settling reads parts instead of every object (:mod:`pacs.indexing.
-metadata_parts`); a refused batch deletes its parts with its objects.
+the parse ingest already did) is written in part objects per series, so settling reads
+parts instead of every object (:mod:`pacs.indexing.metadata_parts`). Entries wait, per
+series, until about :data:`PART_CHARS` of them are in hand (or :data:`PENDING_CHARS` in
+all, or the run ends: :meth:`IndexWriter.close`): an archive that interleaves its series
+(W2's ten series, five members each per batch of 50) wrote ten parts of five entries per
+batch, 200 writes, lists and deletes for 1,000 instances. A part is written before the
+transaction of the batch that makes it due, and deleted with the batch's objects when that
+refuses; the last ones are checked against the markers after they are written
+(:func:`pacs.markers.refusal`). A part is a cache: entries lost in a crash make settle
+read those objects.
 
 Markers: the transaction reads the owner's erasure marker and the deletion record of every
 study in the batch first (one round trip), so each document lands before the marker or the
@@ -44,6 +51,12 @@ from pacs.ingest.instance_store import StoredInstance
 from pacs.locations import delete_objects
 from pacs.results import FileResult
 
+#: A series' waiting entries are written as a part once their JSON reaches this many
+#: characters (about 100 CT_small entries, 500 of W1's CT).
+PART_CHARS = 1 << 20
+#: All series' waiting entries together: past this, every series' are written (memory).
+PENDING_CHARS = 8 << 20
+
 
 @dataclass(frozen=True)
 class _Stored:
@@ -67,6 +80,10 @@ class IndexWriter:
         self._clients, self._uid, self._upload_id = clients, uid, upload_id
         self._stored: dict[int, _Stored] = {}
         self._lock = threading.Lock()
+        # Series metadata entries not yet in a part: (study, series) -> member -> (instance
+        # key, entry with its object generation), and their JSON characters.
+        self._pending: dict[tuple[str, str], dict[int, tuple[str, dict[str, Any]]]] = {}
+        self._pending_chars: dict[tuple[str, str], int] = {}
 
     def stored(self, index: int, stored: StoredInstance,
                header: dicom_header.InstanceHeader,
@@ -85,22 +102,57 @@ class IndexWriter:
         :class:`pacs.markers.ErasureBegan` raised)."""
         with self._lock:
             items = {r.index: self._stored.pop(r.index) for r in batch if r.index in self._stored}
-        parts = self._write_parts(items)  # written first, undone below when refused
+            due = self._take_due(items)
+        parts = self._write_parts(due)  # written first, undone below when refused
         deleted = self._write(batch, items, at)
         if deleted is None:
             self._remove(items.values())
             self._remove_parts(parts)
+            with self._lock:
+                self._pending, self._pending_chars = {}, {}
             raise markers.ErasureBegan(self._uid)
         self._remove(item for item in items.values() if item.study in deleted)
         self._remove_parts((study, name) for study, name in parts if study in deleted)
+        if deleted:
+            with self._lock:
+                for group in [g for g in self._pending if g[0] in deleted]:
+                    del self._pending[group], self._pending_chars[group]
 
-    def _write_parts(self, items: dict[int, _Stored]) -> list[tuple[str, str]]:
-        """The batch's series metadata entries, one part per series (study, object name)."""
-        groups: dict[tuple[str, str], dict[int, tuple[str, dict[str, Any]]]] = {}
+    def close(self) -> None:
+        """Write the entries still waiting (the run ends: the upload is done, or continues
+        in another invocation), then check each part's study against the markers and
+        delete what they refuse (written first, checked after, undone)."""
+        with self._lock:
+            due, self._pending, self._pending_chars = self._pending, {}, {}
+        written = self._write_parts(due)
+        refused = {study for study in {study for study, _ in written}
+                   if markers.refusal(self._clients.firestore, self._clients.settings.hash_key,
+                                      self._uid, study)}
+        self._remove_parts((study, name) for study, name in written if study in refused)
+
+    def _take_due(self, items: dict[int, _Stored]
+                  ) -> dict[tuple[str, str], dict[int, tuple[str, dict[str, Any]]]]:
+        """Add ``items``' entries to the waiting ones and take those due for a part: a
+        series' once they reach :data:`PART_CHARS`, everyone's past :data:`PENDING_CHARS`.
+        Called under the lock."""
         for index, item in items.items():
-            if item.entry is not None:
-                groups.setdefault((item.study, item.series), {})[index] = (
-                    item.instance, {**item.entry, "g": str(item.blob.generation)})
+            if item.entry is None:
+                continue
+            group = (item.study, item.series)
+            entry = {**item.entry, "g": str(item.blob.generation)}
+            self._pending.setdefault(group, {})[index] = (item.instance, entry)
+            self._pending_chars[group] = (self._pending_chars.get(group, 0)
+                                          + len(entry.get("d") or "") + 64)
+        every = sum(self._pending_chars.values()) > PENDING_CHARS
+        due = {group: self._pending.pop(group) for group in list(self._pending)
+               if every or self._pending_chars[group] >= PART_CHARS}
+        for group in due:
+            del self._pending_chars[group]
+        return due
+
+    def _write_parts(self, groups: dict[tuple[str, str], dict[int, tuple[str, dict[str, Any]]]]
+                     ) -> list[tuple[str, str]]:
+        """One part per series of ``groups`` (study, object name of each)."""
         if not groups:
             return []
         bucket = self._clients.storage.bucket(self._clients.settings.derived_bucket)

@@ -229,6 +229,7 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                 if clock() - started > budget:
                     _drain(pending)
                     recorder.flush()
+                    writer.close()  # the entries still waiting, before another invocation
                     _checkpoint(clients, batch, member.index, now)
                     return "continued"
                 reserved = spool_budget.acquire(member.size)
@@ -254,6 +255,7 @@ def _process_archive(clients: Clients, batch: Batch, reader: IO[bytes], started:
                 pending.append(future)
             _drain(pending)
             recorder.flush()
+            writer.close()
         except markers.ErasureBegan:
             outcome = "erased"
         finally:
