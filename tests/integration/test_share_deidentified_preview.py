@@ -62,3 +62,24 @@ def test_the_preview_names_what_the_copy_leaves_out_and_makes_nothing(cloud):
     other = cloud.create_user(profile=True)
     assert sign_link(cloud, "shares/preview", other, {"study_id": key}).status_code == 404
     assert sign_link(cloud, "shares/preview", owner, {}).status_code in (400, 404)
+
+
+def test_a_study_over_the_copy_bounds_is_refused_with_the_bounds_stated(cloud):
+    # Arrange: a real study whose one instance document records more bytes than a copy holds
+    from google.cloud.firestore_v1.base_query import FieldFilter
+    from pacs.links.deidentified import MAX_COPY_BYTES, MAX_INSTANCES
+
+    owner = cloud.create_user(profile=True)
+    ct = _into_study("CT_small.dcm", pydicom.uid.generate_uid())
+    ingest(cloud, owner, [ct])
+    key = ids.study_key(cloud.settings().hash_key, owner.uid, ct.ds.StudyInstanceUID)
+    fs = cloud.clients().firestore
+    [doc] = fs.collection_group("instances").where(
+        filter=FieldFilter("owner", "==", owner.uid)).get()
+    doc.reference.update({"size": MAX_COPY_BYTES + 1})
+    # Act
+    preview = ok(sign_link(cloud, "shares/preview", owner, {"study_id": key}))
+    # Assert: what the web client states (it once said 300 images and 256 MiB, a run's bound)
+    assert preview == {"study_id": key, "instances": None, "copied": 0, "left_out": {},
+                       "fits": False, "max_instances": MAX_INSTANCES,
+                       "max_gib": MAX_COPY_BYTES >> 30}

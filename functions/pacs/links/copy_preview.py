@@ -8,7 +8,12 @@ from typing import Any
 
 from pacs.errors import QuotaExceeded
 from pacs.links import manifests
-from pacs.links.deidentified import MAX_INSTANCE_BYTES, study_instances
+from pacs.links.deidentified import (
+    MAX_COPY_BYTES,
+    MAX_INSTANCE_BYTES,
+    MAX_INSTANCES,
+    study_instances,
+)
 
 
 def preview_share(minter: manifests.Minter, uid: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +38,8 @@ def preview(clients: Any, uid: str, study_key: str) -> dict[str, Any]:
     dict
         ``instances``, ``copied`` (how many the copy would hold), ``left_out`` (reason ->
         count) and ``fits`` (false: over the copy's bounds, :data:`~pacs.links.deidentified.MAX_INSTANCES` and
-        :data:`~pacs.links.deidentified.MAX_COPY_BYTES`, so a de-identified share would be refused).
+        :data:`~pacs.links.deidentified.MAX_COPY_BYTES`, so a de-identified share would be refused;
+        then also those bounds, ``max_instances`` and ``max_gib``, for the owner to read).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -44,7 +50,8 @@ def preview(clients: Any, uid: str, study_key: str) -> dict[str, Any]:
     try:
         instances = study_instances(clients.firestore, uid, study_key)
     except QuotaExceeded:
-        return {"instances": None, "copied": 0, "left_out": {}, "fits": False}
+        return {"instances": None, "copied": 0, "left_out": {}, "fits": False,
+                "max_instances": MAX_INSTANCES, "max_gib": MAX_COPY_BYTES >> 30}
     settings = clients.settings
     source = clients.storage.bucket(settings.instances_bucket)
 

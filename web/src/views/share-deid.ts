@@ -19,6 +19,17 @@ export interface DeidPreview {
   copied: number;
   left_out: Record<string, number>;
   fits: boolean;
+  /** The copy's bounds, given when it does not fit. */
+  max_instances?: number;
+  max_gib?: number;
+}
+
+/** Why no de-identified copy can be made of a study over the copy's bounds (the server's). */
+export function tooLargeText(preview: DeidPreview): string {
+  const bounds = preview.max_instances && preview.max_gib
+    ? ` (at most ${preview.max_instances.toLocaleString('en')} images and ${preview.max_gib} GiB)` : '';
+  return `This study is too large for a de-identified copy${bounds}. `
+    + 'Share fewer images, or untick "De-identified copy" to share the full study.';
 }
 
 /** "2 ultrasound images", one line per reason (largest first). */
@@ -54,8 +65,7 @@ export async function confirmDeidentified(studyId: string, container: HTMLElemen
     return false;
   }
   if (!preview.fits) {
-    container.replaceChildren(errorState('This study is too large for a de-identified copy (at most 300 images and 256 MiB). '
-      + 'Share fewer images, or untick "De-identified copy" to share the full study.'));
+    container.replaceChildren(errorState(tooLargeText(preview)));
     return false;
   }
   const lines = leftOutLines(preview.left_out);
