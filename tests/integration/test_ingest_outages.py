@@ -134,11 +134,14 @@ def test_messages_redelivered_after_their_ack_deadline_converge(proxied):
     upload_id = archive_under_way(cloud, user, 200, "acks.zip")
     # Act
     unreachable_for(proxies["firestore"], 2 * OUTAGE_SECONDS)
-    # Assert: some message was received again while its first delivery was running, and the
-    # result is as if each had been delivered once
+    # Assert: the result is as if each message had been delivered once, and some message was
+    # received again while its first delivery was running. The router's log is read once
+    # the upload is complete: read when the cut ended, it could not count a redelivery
+    # Pub/Sub made after that (the suspected cause of this assertion failing at load
+    # average 50-110, where everything, the emulator's redelivery included, runs late).
+    assert_complete(cloud, user, upload_id, 200)
     received = Counter(line["ce_id"] for line in cloud.log_lines("router")
                        if line.get("message") == "received")
-    assert_complete(cloud, user, upload_id, 200)
     assert any(n >= 2 for n in received.values()), "no message was redelivered"
 
 
