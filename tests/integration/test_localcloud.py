@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -71,19 +72,25 @@ def test_a_stopped_stack_leaves_no_subscription_on_the_shared_events_topic(cloud
     topic = cloud_env.env["PACS_GCS_EVENTS_TOPIC"]
     subscriber = pubsub_v1.SubscriberClient()
     subscriber.create_subscription(name=storage_subscription(project), topic=topic)
-    stopped = LocalCloud(project, cloud_env.env, cloud_env.cfg, tmp_path, [])
+    # Its own environment: stopping a stack also deletes the signing key file its
+    # environment names, and the running stack's must stay.
+    stopped = LocalCloud(project, {"PUBSUB_EMULATOR_HOST": cloud_env.env["PUBSUB_EMULATOR_HOST"]},
+                         cloud_env.cfg, tmp_path, [])
     publisher = pubsub_v1.PublisherClient()
 
     def subscribed() -> list[str]:
         return list(publisher.list_topic_subscriptions(topic=topic))
 
     assert storage_subscription(project) in subscribed()
+    key_file = Path(cloud_env.env["PACS_SIGNING_KEY_FILE"])
+    had_key = key_file.is_file()  # made when the running stack first signs
     # Act
     stop_test_cloud(stopped)
     # Assert: gone (kept, it would hold a copy of every later event of every stack), and
     # the running stack's own subscription is still there
     assert storage_subscription(project) not in subscribed()
     assert storage_subscription(cloud_env.project) in subscribed()
+    assert key_file.is_file() == had_key
 
 
 def test_scheduled_message_reaches_retention_function(cloud_env):
