@@ -298,3 +298,31 @@ def test_the_guard_fails_on_data_the_registry_does_not_know(empty_cloud):
         _assert_registry_covers(cloud, user, needles)
     hidden.delete()
     _assert_registry_covers(cloud, user, needles)
+
+
+def test_the_receipt_says_completed_only_once_every_location_is_done(cloud):
+    # Arrange: the erasure's last location (the privacy requests) reads the receipt as the
+    # user could read it at that moment, then deletes as usual
+    import dataclasses
+
+    from pacs.privacy import erasure
+
+    clients = cloud.clients()
+    user = cloud.create_user()
+    last = next(loc for loc in personal_data.LOCATIONS if loc.name == personal_data.REQUESTS)
+    marker = erasure.marker_ref(clients.firestore, clients.settings, user.uid)
+    seen: list[str | None] = []
+
+    def delete(subject):
+        seen.append((marker.get().to_dict() or {}).get("status"))
+        return last.delete(subject)
+
+    locations = [dataclasses.replace(loc, delete=delete) if loc is last else loc
+                 for loc in personal_data.LOCATIONS]
+    # Act
+    receipt = erasure.erase(clients, user.uid, locations=locations)
+    # Assert: not "completed" while a location was still to run (it was, on the old code,
+    # and the receipt then listed the requests as "pending"); completed with all done after
+    assert seen == [erasure.IN_PROGRESS]
+    assert receipt["status"] == "completed"
+    assert set(receipt["locations"].values()) == {"done"}

@@ -262,6 +262,12 @@ def erase(clients: Clients, uid: str, *, request_id: str | None = None,
         log_events.emit("WARNING", "erasure_incomplete", "erasure incomplete; will retry",
                         uid=uid, failed=failed)
         raise ErasureIncomplete("not yet erased: " + ", ".join(failed))
+    for location in requests_last:  # the requests, this one included, go last
+        if not _run_location(subject, location, marker, None) or _holds_data(subject, location):
+            marker.update({"status": IN_PROGRESS, "failed": [location.name]})
+            raise ErasureIncomplete("privacy requests not yet erased")
+    # Completed only now, once every location is done: the receipt is public, and read
+    # between a "completed" and the requests' step it listed them as still pending.
     snap = marker.get()
     record = snap.to_dict() or {}
     finished = record.get("completed_at") or now()
@@ -270,9 +276,6 @@ def erase(clients: Clients, uid: str, *, request_id: str | None = None,
         "residual_copies_expire_by": finished + timedelta(days=settings.residual_copy_days),
         "logs_expire_by": finished + timedelta(days=settings.log_retention_days),
         "expire_at": finished + timedelta(days=settings.erasure_receipt_retention_days)})
-    for location in requests_last:  # the requests, this one included, go last
-        if not _run_location(subject, location, marker, None) or _holds_data(subject, location):
-            raise ErasureIncomplete("privacy requests not yet erased")
     log_events.emit("INFO", "erasure_completed", "erasure completed", uid=uid,
                     receipt=marker.id[:16])
     return public_receipt(marker.id, marker.get().to_dict() or {})
